@@ -1,0 +1,25 @@
+"""Guess whether a message is English or Spanish from its function words (no model, no I/O)."""
+
+from __future__ import annotations
+
+_SPANISH = frozenset(
+    "que de no la el y los las me mi mis quiero estoy es por para con una un muy pero lo se ya nada todo porque como mas "
+    "esta estas tengo soy hola gracias ayuda siento vida puedo nadie tambien cuando donde quien yo tu eres hacer solo "
+    "ella ellos del al sin hay sus ni le les nos aqui asi hoy bien mal ganas dia noche".split()
+)
+_ENGLISH = frozenset(
+    "the i and to you is my it of a am do not want with for this that what have are be just can how so feel me "
+    "im dont cant hello hi thanks help anyone life everyone nobody about like they he she we was get really "
+    "would will need know think people day night".split()
+)
+
+
+def guess_language(tokens: list[str]) -> str | None:
+    """'es', 'en', or None when the evidence is too thin or mixed to say."""
+    spanish = sum(1 for t in tokens if t in _SPANISH and t not in _ENGLISH)
+    english = sum(1 for t in tokens if t in _ENGLISH and t not in _SPANISH)
+    if spanish >= 1 and spanish > english * 1.5:
+        return "es"
+    if english >= 1 and english > spanish * 1.5:
+        return "en"
+    return None

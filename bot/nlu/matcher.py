@@ -1,0 +1,112 @@
+"""Match a message to an intent: rapidfuzz against each intent's examples, plus its keywords.
+
+Built once per content load. A message is compared only with the examples that share a
+content word with it (an inverted index), so one message costs well under a millisecond.
+Scores are 0..100; below `threshold` there is no intent and the engine asks which topic.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from bot.content.models import Intent
+from bot.nlu.normalize import BOUNDARY
+from bot.nlu.patterns import PatternCompiler, PatternSet
+from bot.nlu.types import IntentCandidate, IntentMatch
+
+Scorer = Callable[..., float]
+SCORERS: dict[str, Scorer] = {
+    "ratio": fuzz.ratio,
+    "token_sort_ratio": fuzz.token_sort_ratio,
+    "token_set_ratio": fuzz.token_set_ratio,
+    "token_ratio": fuzz.token_ratio,
+    "WRatio": fuzz.WRatio,
+    "QRatio": fuzz.QRatio,
+}
+DEFAULT_SCORER = "token_ratio"
+DEFAULT_THRESHOLD = 72.0
+KEYWORD_BASE = 62.0
+KEYWORD_STEP = 12.0
+STOPWORD_SHARE = 0.04
+
+
+@dataclass(frozen=True)
+class _Example:
+    intent_id: str
+    text: str
+
+
+class IntentMatcher:
+    def __init__(
+        self,
+        intents: Sequence[Intent],
+        tokenize: Callable[[str], list[str]],
+        compiler: PatternCompiler,
+        *,
+        scorer: str = DEFAULT_SCORER,
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
+        self._tokenize = tokenize
+        self._scorer = SCORERS[scorer]
+        self.threshold = threshold
+        self._topics = {intent.id: tuple(intent.topics) for intent in intents}
+        self._examples: list[_Example] = []
+        seen: set[tuple[str, str]] = set()
+        for intent in intents:
+            for examples in intent.examples.values():
+                for example in examples:
+                    text = " ".join(t for t in tokenize(example) if t != BOUNDARY)
+                    if text and (intent.id, text) not in seen:
+                        seen.add((intent.id, text))
+                        self._examples.append(_Example(intent.id, text))
+        frequency = Counter(word for example in self._examples for word in set(example.text.split()))
+        limit = max(3, int(len(self._examples) * STOPWORD_SHARE))
+        self._stopwords = frozenset(word for word, count in frequency.items() if count > limit)
+        self._index: dict[str, list[int]] = {}
+        for number, example in enumerate(self._examples):
+            for word in set(example.text.split()) - self._stopwords:
+                self._index.setdefault(word, []).append(number)
+        keyword_patterns = []
+        for intent in intents:
+            for words in intent.keywords.values():
+                for keyword in words:
+                    keyword_patterns.append(compiler.compile(f"{intent.id}\t{keyword}", keyword))
+        self._keywords = PatternSet(keyword_patterns)
+
+    @property
+    def stopwords(self) -> frozenset[str]:
+        return self._stopwords
+
+    def match(self, tokens: list[str]) -> IntentMatch:
+        words = [t for t in tokens if t != BOUNDARY]
+        scores: dict[str, float] = {}
+        query = " ".join(words)
+        if words and len(words) <= 40:
+            candidates: set[int] = set()
+            for word in set(words) - self._stopwords:
+                candidates.update(self._index.get(word, ()))
+            if not candidates and len(words) <= 3:
+                candidates = set(range(len(self._examples)))  # "hi", "thanks": all stopwords, compare with everything
+            for number in candidates:
+                example = self._examples[number]
+                score = self._scorer(query, example.text, score_cutoff=50)
+                if score > scores.get(example.intent_id, 0.0):
+                    scores[example.intent_id] = score
+        hits: Counter[str] = Counter()
+        for keyword in {m.owner for m in self._keywords.find(tokens)}:
+            hits[keyword.split("\t", 1)[0]] += 1
+        for intent_id, count in hits.items():
+            keyword_score = min(100.0, KEYWORD_BASE + KEYWORD_STEP * count)
+            # Keywords and examples agreeing is stronger than either alone.
+            scores[intent_id] = max(scores.get(intent_id, 0.0), keyword_score) + min(count, 5) * 0.5
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        candidates_out = tuple(IntentCandidate(intent_id, round(min(score, 100.0), 1)) for intent_id, score in ranked[:3])
+        if not ranked or ranked[0][1] < self.threshold:
+            top = ranked[0][1] if ranked else 0.0
+            return IntentMatch(intent_id=None, score=round(min(top, 100.0), 1), candidates=candidates_out)
+        best, score = ranked[0]
+        return IntentMatch(intent_id=best, score=round(min(score, 100.0), 1), topics=self._topics[best], candidates=candidates_out)

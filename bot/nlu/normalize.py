@@ -1,0 +1,244 @@
+"""Turn raw message text into the tokens every vocabulary is matched against.
+
+NFKC, casefold, invisible characters removed (the joiner inside an emoji sequence kept), accents
+folded, apostrophes dropped ("don't" -> "dont"), leetspeak read only inside tokens that mix letters
+and digits ("k1ll" -> "kill", never "30" or "988"), runs of three or more equal letters folded to the
+two- or one-letter form that the vocabulary knows ("killl" -> "kill", "dieeee" -> "die"), slang
+expanded from lexicon.yaml, and single-letter typos of vocabulary words corrected.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+BOUNDARY = "."  # a token that ends a sentence; gaps in patterns never cross it
+_ZWJ = "\u200d"
+_VS16 = "\ufe0f"
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "$": "s", "@": "a"})
+_TOKEN = re.compile(
+    r"(?P<word>[^\W_](?:[^\W_]|['’$@](?=[^\W_]))*)"
+    r"|(?P<stop>[.!?;:\n…]+)"
+    r"|(?P<emoji>[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF](?:[\u200d\ufe0f\U0001F3FB-\U0001F3FF][\U0001F000-\U0001FAFF\u2600-\u27BF]?)*)"
+)
+_RUN = re.compile(r"(\w)\1{2,}")
+
+
+def clean(text: str) -> str:
+    """NFKC + casefold + invisible characters removed; the joiner is kept only between two emoji."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    out: list[str] = []
+    for index, char in enumerate(text):
+        category = unicodedata.category(char)
+        if char == _ZWJ:
+            before = text[index - 1] if index else ""
+            after = text[index + 1] if index + 1 < len(text) else ""
+            if _is_emoji(before.replace(_VS16, "") or before) and _is_emoji(after):
+                out.append(char)
+            continue
+        if char in "\n\t":
+            out.append(char)
+        elif category in ("Cc", "Cf", "Co", "Cs", "Cn") and char != _VS16:
+            continue
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _is_emoji(char: str) -> bool:
+    return bool(char) and (0x1F000 <= ord(char[-1]) <= 0x1FAFF or 0x2600 <= ord(char[-1]) <= 0x27BF or char == _VS16)
+
+
+def fold_accents(word: str) -> str:
+    decomposed = unicodedata.normalize("NFD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Slang and spelling variants: a token (or a run of tokens) and what it means."""
+
+    single: dict[str, tuple[str, ...]]
+    multi: dict[tuple[str, ...], tuple[str, ...]]
+
+    @classmethod
+    def build(cls, entries: Iterable[tuple[str, str]]) -> Lexicon:
+        single: dict[str, tuple[str, ...]] = {}
+        multi: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for form, means in entries:
+            key = tuple(basic_tokens(form))
+            value = tuple(basic_tokens(means))  # empty: the word is dropped (intensifiers)
+            if not key or key == value:
+                continue
+            if len(key) == 1:
+                single[key[0]] = value
+            else:
+                multi[key] = value
+        return cls(single, multi)
+
+
+def basic_word(raw: str) -> str:
+    """One word, without slang or typo handling: accents, apostrophes and leetspeak."""
+    word = fold_accents(raw).replace("'", "").replace("’", "")
+    if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
+        word = word.translate(_LEET)
+    elif "$" in word or "@" in word:
+        word = word.translate(_LEET)
+    return word
+
+
+def basic_tokens(text: str) -> list[str]:
+    """Tokens of a vocabulary phrase: the same cleaning as messages, no typo correction."""
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(clean(text)):
+        if match.lastgroup == "word":
+            tokens.append(basic_word(match.group()))
+        elif match.lastgroup == "stop":
+            tokens.append(BOUNDARY)
+        else:
+            tokens.append(match.group().replace(_VS16, ""))
+    return tokens
+
+
+class Normalizer:
+    """Built once per content load from the lexicon and the vocabulary the matchers know."""
+
+    def __init__(self, lexicon: Lexicon, vocabulary: Iterable[str], known: Iterable[str] = (), min_typo_length: int = 5) -> None:
+        self.lexicon = lexicon
+        self.vocabulary = frozenset(w for w in vocabulary if w and w != BOUNDARY)
+        self.known = self.vocabulary | frozenset(known) | frozenset(lexicon.single) | {w for key in lexicon.multi for w in key}
+        self.min_typo_length = min_typo_length
+        self._max_multi = max((len(k) for k in lexicon.multi), default=1)
+        # Deletion index: every vocabulary word and each of its one-letter deletions -> the words.
+        self._deletes: dict[str, list[str]] = {}
+        for word in sorted(self.vocabulary):
+            if len(word) >= min_typo_length - 1 and word.isalpha():
+                for key in deletions(word) | {word}:
+                    self._deletes.setdefault(key, []).append(word)
+
+    def correct(self, word: str) -> str:
+        """The vocabulary word one typo away from `word` (the likeliest one), or `word` itself."""
+        if word in self.known or not word.isalpha() or len(word) < 3:
+            return word
+        if len(word) < self.min_typo_length:
+            # Short words: only a swapped pair ("wnat") or a single letter where a double belongs ("kil").
+            for candidate in _short_word_fixes(word):
+                if candidate in self.vocabulary:
+                    return candidate
+            return word
+        candidates: list[str] = []
+        for key in deletions(word) | {word}:
+            candidates.extend(self._deletes.get(key, ()))
+        candidates = [c for c in dict.fromkeys(candidates) if _one_edit(word, c)]
+        if not candidates:
+            return word
+        # Prefer a candidate that keeps the first letter; typos rarely hit it.
+        candidates.sort(key=lambda c: (c[0] != word[0], abs(len(c) - len(word)), c))
+        return candidates[0]
+
+    def fold_runs(self, word: str) -> str:
+        if not _RUN.search(word):
+            return word
+        two = _RUN.sub(r"\1\1", word)
+        one = _RUN.sub(r"\1", word)
+        for form in (two, one):
+            if form in self.known:
+                return form
+        # Try each run independently at 1 or 2 letters ("soooo saaad" style mixes are handled per token).
+        one_each = re.sub(r"(\w)\1+", r"\1", word)
+        if one_each in self.known:
+            return one_each
+        return two
+
+    def tokens(self, text: str) -> list[str]:
+        raw: list[str] = []
+        for match in _TOKEN.finditer(clean(text)):
+            kind = match.lastgroup
+            if kind == "word":
+                word = basic_word(match.group())
+                word = self.fold_runs(word)
+                raw.append(word)
+            elif kind == "stop":
+                if raw and raw[-1] != BOUNDARY:
+                    raw.append(BOUNDARY)
+            else:
+                raw.append(match.group().replace(_VS16, ""))
+        return self._expand(raw)
+
+    def _expand(self, raw: list[str]) -> list[str]:
+        out: list[str] = []
+        single, multi = self.lexicon.single, self.lexicon.multi
+        i = 0
+        while i < len(raw):
+            if multi:
+                for size in range(min(self._max_multi, len(raw) - i), 1, -1):
+                    key = tuple(raw[i : i + size])
+                    if key in multi:
+                        out.extend(multi[key])
+                        i += size
+                        break
+                else:
+                    size = 0
+                if size:
+                    continue
+            word = raw[i]
+            if word in single:
+                out.extend(single[word])
+            else:
+                corrected = self.correct(word)
+                parts = (corrected,) if corrected != word else self.split_glued(word)
+                for part in parts:
+                    out.extend(single.get(part, (part,)))
+            i += 1
+        return out
+
+    def split_glued(self, word: str) -> tuple[str, ...]:
+        """Two known words written without a space ("dienothing" -> "die nothing"), else the word."""
+        if word in self.known or len(word) < 5 or not word.isalpha():
+            return (word,)
+        known = self.known
+        best: tuple[str, str] | None = None
+        for cut in range(1, len(word)):
+            left, right = word[:cut], word[cut:]
+            if _splittable(left) and _splittable(right) and left in known and right in known:
+                if left in self.vocabulary or right in self.vocabulary:
+                    if best is None or max(len(left), len(right)) > max(len(best[0]), len(best[1])):
+                        best = (left, right)
+        return best if best else (word,)
+
+
+def _splittable(part: str) -> bool:
+    return len(part) >= 3 or part in ("i", "a", "me", "my", "no", "to", "so")
+
+
+def _short_word_fixes(word: str) -> list[str]:
+    swaps = [word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1) if word[i] != word[i + 1]]
+    doubles = [word[: i + 1] + word[i] + word[i + 1 :] for i in range(len(word))]
+    return swaps + doubles
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """True when a and b differ by one insertion, deletion, substitution or adjacent swap."""
+    if a == b:
+        return False
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    if la > lb:
+        a, b = b, a
+    # b is one longer than a
+    for i in range(len(a)):
+        if a[i] != b[i]:
+            return a[i:] == b[i + 1 :]
+    return True

@@ -1,0 +1,378 @@
+"""The Store on one SQLite file (aiosqlite): WAL, one connection as the single writer, short transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.store.base import ConflictError, Store, StoreError
+from bot.store.identity import MEMORY_DB
+from bot.store.migrations import SchemaTooNewError, apply_migrations
+from bot.store.records import (
+    FINISHED_REFERRAL_STATUSES,
+    REFERRAL_STATUSES,
+    RETRYABLE_REFERRAL_STATUSES,
+    EventRecord,
+    ReferralRecord,
+    SessionRecord,
+    Stats,
+    UserRecord,
+    referral_purpose,
+)
+
+log = logging.getLogger(__name__)
+
+# Every table that holds rows about a person, children first. forget() deletes from each of them;
+# a table added by a migration that holds user_key must be added here too (a test checks it).
+USER_TABLES: tuple[str, ...] = ("chat_refs", "referrals", "events", "sessions", "users")
+
+BUSY_TIMEOUT_MS = 5000
+HEALTH_TIMEOUT_S = 5.0
+MAX_ERROR_CHARS = 500
+
+_REFERRAL_COLUMNS = (
+    "id, user_key, org_id, status, payload, attempts, next_attempt_at, created_at, updated_at, last_error"
+)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _referral_row(referral: ReferralRecord) -> tuple[Any, ...]:
+    return (
+        referral.id,
+        referral.user_key,
+        referral.org_id,
+        referral.status,
+        _dumps(referral.payload),
+        referral.attempts,
+        referral.next_attempt_at,
+        referral.created_at,
+        referral.updated_at,
+        referral.last_error,
+    )
+
+
+def _referral_from_row(row: Iterable[Any]) -> ReferralRecord:
+    (id_, user_key, org_id, status, payload, attempts, next_attempt_at, created_at, updated_at, last_error) = row
+    return ReferralRecord(
+        id=id_,
+        user_key=user_key,
+        org_id=org_id,
+        status=status,
+        payload=json.loads(payload),
+        attempts=int(attempts),
+        next_attempt_at=float(next_attempt_at),
+        created_at=float(created_at),
+        updated_at=float(updated_at),
+        last_error=last_error,
+    )
+
+
+class SqliteStore(Store):
+    """One aiosqlite connection per process; an asyncio.Lock makes it the single writer and keeps
+    reads out of another task's open transaction."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self.migrations_applied: list[int] = []  # what the last open() applied (empty: the schema was current)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        if self.path != MEMORY_DB:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA secure_delete = ON")  # forgotten rows are zeroed, not left in free pages
+            self.migrations_applied = await apply_migrations(conn)
+        except SchemaTooNewError as exc:
+            await conn.close()
+            raise StoreError(str(exc)) from exc
+        except BaseException as exc:
+            await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot prepare the database {self.path}: {exc}") from exc
+            raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._conn is None:
+            return
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            try:
+                await conn.execute("PRAGMA optimize")
+            except sqlite3.Error:
+                pass
+            finally:
+                await conn.close()
+
+    async def healthy(self) -> bool:
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            rows = await asyncio.wait_for(conn.execute_fetchall("SELECT 1"), HEALTH_TIMEOUT_S)
+            return list(rows) == [(1,)]
+        except Exception:  # noqa: BLE001 - a health check reports, it never raises
+            return False
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def _require(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StoreError("the store is not open")
+        return self._conn
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE (or a read snapshot) ... COMMIT under the lock; ROLLBACK on any error."""
+        conn = self._require()
+        async with self._lock:
+            try:
+                await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    await conn.rollback()
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise ConflictError(f"rolled back: {exc}") from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"rolled back: {exc}") from exc
+                raise
+
+    # -- users and sessions --------------------------------------------------------------------
+
+    async def load(self, user_key: str) -> tuple[UserRecord | None, SessionRecord | None]:
+        async with self._transaction(write=False) as conn:
+            users = list(
+                await conn.execute_fetchall(
+                    "SELECT user_key, language, region, consent, created_at, last_seen, active "
+                    "FROM users WHERE user_key = ?",
+                    (user_key,),
+                )
+            )
+            sessions = list(
+                await conn.execute_fetchall(
+                    "SELECT user_key, state, updated_at FROM sessions WHERE user_key = ?", (user_key,)
+                )
+            )
+        user = None
+        if users:
+            key, language, region, consent, created_at, last_seen, active = users[0]
+            user = UserRecord(key, language, region, json.loads(consent), float(created_at), float(last_seen), bool(active))
+        session = None
+        if sessions:
+            key, state, updated_at = sessions[0]
+            session = SessionRecord(key, json.loads(state), float(updated_at))
+        return user, session
+
+    async def save_turn(
+        self,
+        user: UserRecord,
+        session: SessionRecord,
+        events: list[EventRecord],
+        referrals: list[ReferralRecord],
+        *,
+        chat_refs: Mapping[str, int] | None = None,
+    ) -> None:
+        key = user.user_key
+        strangers = [r for r in (session, *events, *referrals) if r.user_key != key]
+        if strangers:
+            raise ValueError(f"save_turn got {len(strangers)} record(s) about another user than the turn's")
+        # Encode before the transaction: a value that is not JSON fails here, with nothing begun.
+        user_row = (key, user.language, user.region, _dumps(user.consent), user.created_at, user.last_seen, int(user.active))
+        session_row = (key, _dumps(session.state), session.updated_at)
+        event_rows = [(key, e.at, e.kind, e.intent, e.risk, e.rule, _dumps(list(e.resources))) for e in events]
+        referral_rows = [_referral_row(r) for r in referrals]
+        ref_rows = [(key, purpose, int(chat_id)) for purpose, chat_id in (chat_refs or {}).items()]
+        async with self._transaction(write=True) as conn:
+            await conn.execute(
+                "INSERT INTO users (user_key, language, region, consent, created_at, last_seen, active) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_key) DO UPDATE SET language = excluded.language, region = excluded.region, "
+                "consent = excluded.consent, last_seen = excluded.last_seen, active = excluded.active",
+                user_row,
+            )
+            await conn.execute(
+                "INSERT INTO sessions (user_key, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                session_row,
+            )
+            if event_rows:
+                await conn.executemany(
+                    "INSERT INTO events (user_key, at, kind, intent, risk, rule, resources) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    event_rows,
+                )
+            if referral_rows:
+                await conn.executemany(
+                    f"INSERT INTO referrals ({_REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    referral_rows,
+                )
+            if ref_rows:
+                await conn.executemany(_UPSERT_CHAT_REF, ref_rows)
+
+    async def forget(self, user_key: str) -> int:
+        deleted = 0
+        async with self._transaction(write=True) as conn:
+            for table in USER_TABLES:
+                cursor = await conn.execute(f"DELETE FROM {table} WHERE user_key = ?", (user_key,))
+                deleted += max(cursor.rowcount, 0)
+        log.info("forgot a user: %d rows deleted", deleted)
+        return deleted
+
+    async def mark_inactive(self, user_key: str) -> None:
+        async with self._transaction(write=True) as conn:
+            await conn.execute("UPDATE users SET active = 0 WHERE user_key = ?", (user_key,))
+
+    # -- retention and stats -------------------------------------------------------------------
+
+    async def purge_events(self, older_than: float) -> int:
+        async with self._transaction(write=True) as conn:
+            cursor = await conn.execute("DELETE FROM events WHERE at < ?", (older_than,))
+            return max(cursor.rowcount, 0)
+
+    async def purge_referrals(self, older_than: float) -> int:
+        finished = sorted(FINISHED_REFERRAL_STATUSES)
+        marks = ", ".join("?" for _ in finished)
+        async with self._transaction(write=True) as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    f"SELECT id, user_key FROM referrals WHERE status IN ({marks}) AND updated_at < ?",
+                    (*finished, older_than),
+                )
+            )
+            if rows:
+                await conn.executemany(
+                    "DELETE FROM chat_refs WHERE user_key = ? AND purpose = ?",
+                    [(user_key, referral_purpose(id_)) for id_, user_key in rows],
+                )
+                await conn.executemany("DELETE FROM referrals WHERE id = ?", [(id_,) for id_, _ in rows])
+            return len(rows)
+
+    async def stats(self, since: float) -> Stats:
+        async with self._transaction(write=False) as conn:
+            total, users = list(
+                await conn.execute_fetchall("SELECT COUNT(*), COUNT(DISTINCT user_key) FROM events WHERE at >= ?", (since,))
+            )[0]
+
+            async def grouped(sql: str) -> dict[str, int]:
+                return {str(k): int(n) for k, n in await conn.execute_fetchall(sql, (since,))}
+
+            by_kind = await grouped("SELECT kind, COUNT(*) FROM events WHERE at >= ? GROUP BY kind")
+            by_intent = await grouped(
+                "SELECT intent, COUNT(*) FROM events WHERE at >= ? AND intent IS NOT NULL GROUP BY intent"
+            )
+            by_risk = await grouped("SELECT risk, COUNT(*) FROM events WHERE at >= ? GROUP BY risk")
+            by_rule = await grouped("SELECT rule, COUNT(*) FROM events WHERE at >= ? AND rule IS NOT NULL GROUP BY rule")
+            referrals = await grouped("SELECT status, COUNT(*) FROM referrals WHERE created_at >= ? GROUP BY status")
+        return Stats(
+            since=since,
+            events=int(total),
+            users=int(users),
+            by_kind=by_kind,
+            by_intent=by_intent,
+            no_intent=int(total) - sum(by_intent.values()),
+            by_risk=by_risk,
+            by_rule=by_rule,
+            referrals_by_status=referrals,
+        )
+
+    # -- chat refs -----------------------------------------------------------------------------
+
+    async def set_chat_ref(self, user_key: str, purpose: str, chat_id: int) -> None:
+        async with self._transaction(write=True) as conn:
+            await conn.execute(_UPSERT_CHAT_REF, (user_key, purpose, int(chat_id)))
+
+    async def get_chat_ref(self, user_key: str, purpose: str) -> int | None:
+        async with self._transaction(write=False) as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT chat_id FROM chat_refs WHERE user_key = ? AND purpose = ?", (user_key, purpose)
+                )
+            )
+        return int(rows[0][0]) if rows else None
+
+    async def delete_chat_ref(self, user_key: str, purpose: str) -> None:
+        async with self._transaction(write=True) as conn:
+            await conn.execute("DELETE FROM chat_refs WHERE user_key = ? AND purpose = ?", (user_key, purpose))
+
+    # -- referral outbox -----------------------------------------------------------------------
+
+    async def due_referrals(
+        self, now: float, limit: int, *, statuses: tuple[str, ...] = RETRYABLE_REFERRAL_STATUSES
+    ) -> list[ReferralRecord]:
+        unknown = set(statuses) - set(REFERRAL_STATUSES)
+        if unknown or not statuses:
+            raise ValueError(f"due_referrals: bad statuses {sorted(unknown) or statuses!r}")
+        marks = ", ".join("?" for _ in statuses)
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {_REFERRAL_COLUMNS} FROM referrals WHERE status IN ({marks}) AND next_attempt_at <= ? "
+                "ORDER BY next_attempt_at, created_at, id LIMIT ?",
+                (*statuses, now, max(int(limit), 0)),
+            )
+        return [_referral_from_row(row) for row in rows]
+
+    async def update_referral(
+        self,
+        referral_id: str,
+        *,
+        status: str,
+        attempts: int | None = None,
+        next_attempt_at: float | None = None,
+        last_error: str | None = None,
+        updated_at: float | None = None,
+    ) -> bool:
+        if status not in REFERRAL_STATUSES:
+            raise ValueError(f"unknown referral status {status!r}; expected one of {', '.join(REFERRAL_STATUSES)}")
+        changes: dict[str, Any] = {"status": status}
+        if attempts is not None:
+            changes["attempts"] = int(attempts)
+        if next_attempt_at is not None:
+            changes["next_attempt_at"] = float(next_attempt_at)
+        if last_error is not None:
+            changes["last_error"] = last_error[:MAX_ERROR_CHARS]
+        if updated_at is not None:
+            changes["updated_at"] = float(updated_at)
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        async with self._transaction(write=True) as conn:
+            cursor = await conn.execute(
+                f"UPDATE referrals SET {assignments} WHERE id = ?", (*changes.values(), referral_id)
+            )
+            return cursor.rowcount > 0
+
+    async def get_referral(self, referral_id: str) -> ReferralRecord | None:
+        async with self._transaction(write=False) as conn:
+            rows = list(
+                await conn.execute_fetchall(f"SELECT {_REFERRAL_COLUMNS} FROM referrals WHERE id = ?", (referral_id,))
+            )
+        return _referral_from_row(rows[0]) if rows else None
+
+
+_UPSERT_CHAT_REF = (
+    "INSERT INTO chat_refs (user_key, purpose, chat_id) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_key, purpose) DO UPDATE SET chat_id = excluded.chat_id"
+)
