@@ -37,6 +37,7 @@ PRIORITY_OFFER = 60
 PRIORITY_CARDS = 30
 PRIORITY_LIST = 20
 
+SPECIAL_BUTTONS = frozenset({"not_in_region", "directory", "copy_template", "handoff_yes", "handoff_no"})
 DEFAULT_STEP_ACTIONS = ("sos", "talk", "videos", "creators", "organizations", "menu")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _EMPTY_PARENS = re.compile(r"\s*\(\s*\)")
@@ -334,10 +335,13 @@ class Renderer:
             "decline": bool(self.referral_orgs),
         }
         # A topic is offered only when an intent answers it (its first topic).
+        # An intent named like the topic wins; else the first intent whose first topic it is.
         self.topic_intents: dict[str, str] = {}
         for located in content.intents:
             first = located.intent.topics[0]
-            self.topic_intents.setdefault(first, located.intent.id)
+            current = self.topic_intents.get(first)
+            if current is None or (located.intent.id == first and current != first):
+                self.topic_intents[first] = located.intent.id
 
     def region_name(self, region: str, language: str) -> str:
         names = self.region_names.get(region)
@@ -349,17 +353,24 @@ class Renderer:
                 return _localized(button.label, language, self.default_language) or code
         return code
 
-    def text(self, reply_id: str, language: str, region: str, **values: str) -> str | None:
-        """A reply in `language` (else the default language) with its placeholders filled; None when missing."""
-        texts = self.content.replies.get(reply_id)
-        template = _localized(texts, language, self.default_language)
-        if template is None:
-            return None
-        known = {
+    def placeholders(self, language: str, region: str) -> dict[str, str]:
+        return {
             "region": escape_markup(self.region_name(region, language)),
             "language": escape_markup(self.language_name(language, language)),
             "hub": escape_markup(self.content.resources.hub.name),
         }
+
+    def text(self, reply_id: str, language: str, region: str, **values: str) -> str | None:
+        """A reply in `language` (else the default language) with its placeholders filled; None when missing."""
+        return self.localized(self.content.replies.get(reply_id), language, region, **values)
+
+    def localized(
+        self, texts: Mapping[str, str] | None, language: str, region: str, *, fill_values: bool = True, **values: str
+    ) -> str | None:
+        template = _localized(texts, language, self.default_language)
+        if template is None or not fill_values:
+            return template
+        known = self.placeholders(language, region)
         known.update(values)
         return fill(template, known)
 
@@ -388,8 +399,14 @@ class Renderer:
         return out
 
     def button_for_action(self, action: str, language: str) -> Button | None:
-        """The content's plain button for an action (no value), e.g. the menu's 'Videos' button."""
-        for definition in self.content.buttons.values():
+        """The content's plain button for an action (no value), e.g. the menu's 'Videos' button.
+
+        The button whose id is the action wins; the engine's own buttons (copy_template, directory,
+        not_in_region, handoff_*) are never taken for a plain action button.
+        """
+        candidates = [(button_id, d) for button_id, d in self.content.buttons.items() if button_id not in SPECIAL_BUTTONS]
+        candidates.sort(key=lambda item: 0 if item[0] == action else 1)
+        for _, definition in candidates:
             if definition.action == action and definition.value is None and self.offered(definition):
                 return self.button(definition, language)
         return None

@@ -28,10 +28,11 @@ SCORERS: dict[str, Scorer] = {
     "QRatio": fuzz.QRatio,
 }
 DEFAULT_SCORER = "token_ratio"
-DEFAULT_THRESHOLD = 72.0
-KEYWORD_BASE = 62.0
-KEYWORD_STEP = 12.0
+DEFAULT_THRESHOLD = 80.0  # for example similarity alone; one keyword hit always passes
+KEYWORD_BASE = 72.0
+KEYWORD_STEP = 8.0
 STOPWORD_SHARE = 0.04
+FUZZY_MAX_WORDS = 14  # longer messages are routed by keywords: whole-string similarity means little there
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class IntentMatcher:
         words = [t for t in tokens if t != BOUNDARY]
         scores: dict[str, float] = {}
         query = " ".join(words)
-        if words and len(words) <= 40:
+        if words and len(words) <= FUZZY_MAX_WORDS:
             candidates: set[int] = set()
             for word in set(words) - self._stopwords:
                 candidates.update(self._index.get(word, ()))
@@ -100,7 +101,7 @@ class IntentMatcher:
         for keyword in {m.owner for m in self._keywords.find(tokens)}:
             hits[keyword.split("\t", 1)[0]] += 1
         for intent_id, count in hits.items():
-            keyword_score = min(100.0, KEYWORD_BASE + KEYWORD_STEP * count)
+            keyword_score = max(self.threshold, min(100.0, KEYWORD_BASE + KEYWORD_STEP * count))
             # Keywords and examples agreeing is stronger than either alone.
             scores[intent_id] = max(scores.get(intent_id, 0.0), keyword_score) + min(count, 5) * 0.5
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))

@@ -109,8 +109,16 @@ def basic_tokens(text: str) -> list[str]:
 class Normalizer:
     """Built once per content load from the lexicon and the vocabulary the matchers know."""
 
-    def __init__(self, lexicon: Lexicon, vocabulary: Iterable[str], known: Iterable[str] = (), min_typo_length: int = 5) -> None:
+    def __init__(
+        self,
+        lexicon: Lexicon,
+        vocabulary: Iterable[str],
+        known: Iterable[str] = (),
+        min_typo_length: int = 5,
+        stems: Iterable[str] = (),
+    ) -> None:
         self.lexicon = lexicon
+        self._stems = tuple(sorted(set(stems)))  # `word*` prefixes of the vocabularies: such words are never split
         self.vocabulary = frozenset(w for w in vocabulary if w and w != BOUNDARY)
         self.known = self.vocabulary | frozenset(known) | frozenset(lexicon.single) | {w for key in lexicon.multi for w in key}
         self.min_typo_length = min_typo_length
@@ -124,7 +132,7 @@ class Normalizer:
 
     def correct(self, word: str) -> str:
         """The vocabulary word one typo away from `word` (the likeliest one), or `word` itself."""
-        if word in self.known or not word.isalpha() or len(word) < 3:
+        if word in self.known or not word.isalpha() or len(word) < 3 or word.startswith(self._stems):
             return word
         if len(word) < self.min_typo_length:
             # Short words: only a swapped pair ("wnat") or a single letter where a double belongs ("kil").
@@ -147,9 +155,14 @@ class Normalizer:
             return word
         two = _RUN.sub(r"\1\1", word)
         one = _RUN.sub(r"\1", word)
+        for words in (self.vocabulary, self.known):
+            for form in (two, one):
+                if form in words:
+                    return form
         for form in (two, one):
-            if form in self.known:
-                return form
+            corrected = self.correct(form)
+            if corrected != form:
+                return corrected
         # Try each run independently at 1 or 2 letters ("soooo saaad" style mixes are handled per token).
         one_each = re.sub(r"(\w)\1+", r"\1", word)
         if one_each in self.known:
@@ -200,7 +213,7 @@ class Normalizer:
 
     def split_glued(self, word: str) -> tuple[str, ...]:
         """Two known words written without a space ("dienothing" -> "die nothing"), else the word."""
-        if word in self.known or len(word) < 5 or not word.isalpha():
+        if word in self.known or len(word) < 5 or not word.isalpha() or word.startswith(self._stems):
             return (word,)
         known = self.known
         best: tuple[str, str] | None = None

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from bot.nlu.normalize import BOUNDARY
+from bot.nlu.normalize import BOUNDARY, basic_word
 
 MASKED = "\x00"
 _LEXEME = re.compile(r"\(|\)|\[|\]|\||\.\.\.|\.\.|[^\s()\[\]|]+")
@@ -131,10 +131,10 @@ class PatternCompiler:
                 out.append(self._term(lex[1:], source))
                 i += 1
             elif lex.endswith("*") and len(lex) > 1:
-                stem = self._word_tokens(lex[:-1])
-                if len(stem) != 1 or len(stem[0]) < 3:
+                stem = basic_word(lex[:-1].casefold())
+                if len(stem) < 3 or not stem.isalnum():
                     raise PatternError(f"prefix '{lex}' needs at least 3 letters in '{source}'")
-                out.append(Words(frozenset(), (stem[0],)))
+                out.append(Words(frozenset(), (stem,)))
                 i += 1
             else:
                 out.extend(Words(frozenset({w})) for w in self._word_tokens(lex))
@@ -150,11 +150,10 @@ class PatternCompiler:
             options = []
             for entry in self._terms[name]:
                 entry = str(entry)
-                tokens = self._word_tokens(entry[:-1]) if entry.endswith("*") else self._word_tokens(entry)
-                if entry.endswith("*") and len(tokens) == 1:
-                    options.append((Words(frozenset(), (tokens[0],)),))
+                if entry.endswith("*"):
+                    options.append((Words(frozenset(), (basic_word(entry[:-1].casefold()),)),))
                 else:
-                    options.append(tuple(Words(frozenset({t})) for t in tokens))
+                    options.append(tuple(Words(frozenset({t})) for t in self._word_tokens(entry)))
             self._term_cache[name] = _choice(options)
         return self._term_cache[name]
 

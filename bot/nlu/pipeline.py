@@ -8,11 +8,13 @@ from collections.abc import Iterable
 from bot.content.loader import Content
 from bot.nlu.language import guess_language
 from bot.nlu.matcher import IntentMatcher
-from bot.nlu.normalize import Lexicon, Normalizer, basic_tokens
+from bot.nlu.normalize import Lexicon, Normalizer, basic_tokens, basic_word
 from bot.nlu.patterns import PatternCompiler
 from bot.nlu.risk import RiskDetector
+from bot.nlu.wordlist import common_words
 from bot.nlu.types import Understanding
 
+_STEM = re.compile(r"([^\s()\[\]|*]+)\*")
 _SYNTAX = re.compile(r"[()\[\]|]|\.\.\.?|@\w+|\S+\*")
 
 
@@ -22,6 +24,10 @@ def _pattern_words(patterns: Iterable[str]) -> set[str]:
         for token in basic_tokens(_SYNTAX.sub(" ", pattern)):
             words.add(token)
     return words
+
+
+def _pattern_stems(patterns: Iterable[str]) -> set[str]:
+    return {basic_word(m.casefold()) for pattern in patterns for m in _STEM.findall(pattern) if len(m) >= 3}
 
 
 class Understander:
@@ -47,7 +53,14 @@ class Understander:
                     known.update(basic_tokens(example))
         for entry in content.lexicon.entries:
             vocabulary |= set(basic_tokens(entry.means))
-        self.normalizer = Normalizer(lexicon, vocabulary, known)
+        stems: set[str] = set()
+        for group in (escalation.signals, escalation.modifiers, escalation.masks):
+            for item in group:
+                stems |= _pattern_stems(item.patterns)
+        for located in content.intents:
+            for words in located.intent.keywords.values():
+                stems |= _pattern_stems(words)
+        self.normalizer = Normalizer(lexicon, vocabulary, known | common_words(), stems=stems)
         # Vocabulary words pass through the lexicon too, so "i'm" in a pattern means what "im" in a message means.
         compiler = PatternCompiler(escalation.terms, self._vocabulary_tokens)
         self.risk = RiskDetector(escalation, compiler)

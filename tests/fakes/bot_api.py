@@ -505,7 +505,9 @@ class FakeBotAPI:
             chat = self.add_chat(chat_id, "private")
         if user_id is None:
             user_id = chat_id if chat["type"] == "private" else 424242
-        user = self.users.setdefault(user_id, {"id": user_id, "is_bot": False, "first_name": "Test", "language_code": "en"})
+        user = self.users.setdefault(
+            user_id, {"id": user_id, "is_bot": False, "first_name": "Test", "language_code": "en"}
+        )
         msg = self.messages.get((chat_id, message_id))
         if msg is None or self._meta[(chat_id, message_id)]["deleted"]:
             message: dict[str, Any] = {"chat": chat, "message_id": message_id, "date": 0}  # InaccessibleMessage
@@ -628,7 +630,8 @@ class FakeBotAPI:
         if error_code == 429 and retry_after is None:
             retry_after = 1
         params = {"retry_after": retry_after} if retry_after is not None else None
-        self._failures.append({"method": method.lower(), "error": ApiError(error_code, description, params), "times": times})
+        error = ApiError(error_code, description, params)
+        self._failures.append({"method": method.lower(), "error": error, "times": times})
 
     def stall_next(self, method: str, seconds: float, times: int = 1) -> None:
         """Delay the response to the next ``times`` calls of ``method`` ("*" for any)."""
@@ -850,10 +853,12 @@ class FakeBotAPI:
         if "keyboard" in markup:
             rows = markup["keyboard"]
             if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-                raise bad_request('can\'t parse reply keyboard markup JSON object: Field "keyboard" must be of type Array')
+                raise bad_request(
+                    'can\'t parse reply keyboard markup JSON object: Field "keyboard" must be of type Array'
+                )
             for row in rows:
                 for button in row:
-                    label = button if isinstance(button, str) else button.get("text") if isinstance(button, dict) else None
+                    label = button.get("text") if isinstance(button, dict) else button
                     if not isinstance(label, str) or not label:
                         raise bad_request("BUTTON_TEXT_INVALID")
             return None  # reply keyboards are not part of the returned Message
@@ -925,7 +930,9 @@ class FakeBotAPI:
     async def _m_getUpdates(self, p: Params) -> Any:
         if self.webhook:
             raise ApiError(
-                409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
             )
         offset = p.int("offset", 0) or 0
         limit = min(max(p.int("limit", 100) or 100, 1), 100)
@@ -945,7 +952,9 @@ class FakeBotAPI:
         while True:
             if generation != self._poll_generation:
                 raise ApiError(
-                    409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+                    409,
+                    "Conflict: terminated by other getUpdates request; "
+                    "make sure that only one bot instance is running",
                 )
             batch = [u for u in self.updates if self._allowed(u)][:limit]
             if batch or loop.time() >= deadline or self._stopping.is_set():
@@ -1205,7 +1214,9 @@ class FakeBotAPI:
             if "from" in source
             else {"type": "hidden_user", "sender_user_name": "Hidden", "date": source["date"]}
         )
-        msg = self._store_bot_message(target, meta["kind"], message_thread_id=thread_id, forward_origin=origin, **content)
+        msg = self._store_bot_message(
+            target, meta["kind"], message_thread_id=thread_id, forward_origin=origin, **content
+        )
         self._record(
             "forwardMessage", msg, p, from_chat_id=source["chat"]["id"], source_message_id=source["message_id"]
         )
@@ -1292,7 +1303,9 @@ def _check_inline_keyboard(rows: Any) -> list[list[dict[str, Any]]]:
                 raise bad_request("BUTTON_TEXT_INVALID")
             actions = [k for k in BUTTON_ACTIONS if k in button]
             if not actions:
-                raise bad_request("can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard")
+                raise bad_request(
+                    "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+                )
             if len(actions) > 1:
                 raise bad_request("can't parse inline keyboard button: Can't find field with button type")
             action = actions[0]

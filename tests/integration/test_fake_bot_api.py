@@ -7,8 +7,6 @@ import json
 
 import aiohttp
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramConflictError,
@@ -27,10 +25,12 @@ from aiogram.types import (
 )
 from aiogram.utils.formatting import Bold, Code, Italic, Text, TextLink, Underline
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fakes import FakeBotAPI, post_webhook_update
-from tests.fakes.markup import parse_text
 from tests.fakes.fixtures import api_bot, bot_api, close_bot  # noqa: F401  (api_bot, bot_api: fixtures)
+from tests.fakes.markup import parse_text
 
 USER = 5550001
 
@@ -209,6 +209,20 @@ async def test_copy_message_is_recorded(api_bot, bot_api):
         await api_bot.copy_message(staff, USER, 9999)
 
 
+async def test_forum_topics_and_threads(api_bot, bot_api):
+    staff, group = -1009990001, -1009990002
+    bot_api.add_chat(staff, "supergroup", title="Staff", is_forum=True)
+    bot_api.add_chat(group, "supergroup", title="Plain")
+    topic = await api_bot.create_forum_topic(staff, "Referral 1")
+    assert topic.name == "Referral 1" and bot_api.topics[0]["message_thread_id"] == topic.message_thread_id
+    with pytest.raises(TelegramBadRequest, match="the chat is not a forum"):
+        await api_bot.create_forum_topic(group, "x")
+    with pytest.raises(TelegramBadRequest, match="message thread not found"):
+        await api_bot.send_message(staff, "lost", message_thread_id=topic.message_thread_id + 100)
+    msg = await api_bot.send_message(staff, "new referral", message_thread_id=topic.message_thread_id)
+    assert msg.is_topic_message and bot_api.sent[-1]["message_thread_id"] == topic.message_thread_id
+
+
 async def test_edits_follow_telegram(api_bot, bot_api):
     bot_api.push_message(USER, "hi")
     msg = await api_bot.send_message(USER, "menu", reply_markup=keyboard(callback_data="a"))
@@ -258,7 +272,9 @@ async def test_commands_are_stored_per_language(api_bot, bot_api):
     assert await api_bot.get_my_commands(language_code="fr") == []
     assert bot_api.get_commands(language_code="es")[0]["command"] == "sos"
     with pytest.raises(TelegramBadRequest, match="BOT_COMMAND_INVALID"):
-        await api_bot.set_my_commands([BotCommand(command="Bad-Command", description="x")], scope=BotCommandScopeDefault())
+        await api_bot.set_my_commands(
+            [BotCommand(command="Bad-Command", description="x")], scope=BotCommandScopeDefault()
+        )
 
 
 async def test_stalled_response_times_out_the_client(api_bot, bot_api):
