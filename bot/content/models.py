@@ -281,6 +281,7 @@ class Signal(Strict):
     about: Literal["self", "other", "auto"] = "auto"
     topics: list[str] = []
     patterns: list[str] = Field(min_length=1)
+    softened_by_laughter: bool = Field(default=False, description="Laughter right after it ('kms lol', 'me quiero morir jaja') makes it concern, not high")
 
 
 class Modifier(Strict):
@@ -378,6 +379,7 @@ class Escalation(Strict):
     signals: list[Signal]
     modifiers: list[Modifier] = []
     masks: list[Mask] = []
+    laughter: list[str] = Field(default_factory=list, description="Words that mark a joke: jaja*, lol, 😂")
     subjects: Subjects
     rules: list[EscalationRule] = Field(min_length=1)
     lint: list[LintRule] = []

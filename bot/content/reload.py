@@ -92,6 +92,7 @@ class ContentHolder:
         self._last_check = float("-inf")
         self._lock = threading.Lock()
         self.last_problems: list[Problem] = []
+        self._failed_fingerprint: Fingerprint | None = None
 
     @property
     def loaded(self) -> bool:
@@ -145,15 +146,12 @@ class ContentHolder:
         if now - self._last_check < CHECK_INTERVAL_S or self._current is None:
             return None
         self._last_check = now
-        if content_fingerprint(self.directory) == self._current.fingerprint:
-            return None
-        if self.last_problems and content_fingerprint(self.directory) == self._failed_fingerprint:
-            return None  # the same broken files: don't log the same errors every second
+        fingerprint = content_fingerprint(self.directory)
+        if fingerprint == self._current.fingerprint or fingerprint == self._failed_fingerprint:
+            return None  # unchanged, or the same broken files: don't log the same errors every second
         problems = self.reload()
-        self._failed_fingerprint = content_fingerprint(self.directory) if problems else None
+        self._failed_fingerprint = fingerprint if problems else None
         return problems
-
-    _failed_fingerprint: Fingerprint | None = None
 
     def install_sighup(self, loop: asyncio.AbstractEventLoop | None = None) -> bool:
         """Reload on SIGHUP (`kill -HUP <pid>`). With a running asyncio loop the reload runs on the loop.

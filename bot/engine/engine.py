@@ -157,7 +157,7 @@ class Engine:
             outcome = self._message(state, understanding, number, turn.now, in_crisis)
         else:
             outcome = self._nontext(state)
-        if in_crisis and not outcome.builder.has_crisis_lines and not any(isinstance(e, ForgetUser) for e in outcome.effects):
+        if in_crisis and not outcome.builder.has_crisis_lines:  # pinned, even on /forget: nothing is kept, the lines are shown
             self._pin_lines(outcome.builder, turn.now)
         reply = outcome.builder.build()
         effects = list(outcome.effects)

@@ -24,6 +24,7 @@ _TOKEN = re.compile(
     r"|(?P<emoji>[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF](?:[\u200d\ufe0f\U0001F3FB-\U0001F3FF][\U0001F000-\U0001FAFF\u2600-\u27BF]?)*)"
 )
 _RUN = re.compile(r"(\w)\1{2,}")
+_GLUED_CASE = re.compile(r"(?<=[a-z\u00e0-\u00ff])(?=[A-Z\u00c0-\u00de][a-z\u00e0-\u00ff'’ ]|I\b)")
 
 
 def clean(text: str) -> str:
@@ -171,6 +172,8 @@ class Normalizer:
 
     def tokens(self, text: str) -> list[str]:
         raw: list[str] = []
+        # "ending it allI can't" (a title glued to its body, or a missed space): split at lower->Upper.
+        text = _GLUED_CASE.sub(" ", text)
         for match in _TOKEN.finditer(clean(text)):
             kind = match.lastgroup
             if kind == "word":
@@ -213,12 +216,15 @@ class Normalizer:
 
     def split_glued(self, word: str) -> tuple[str, ...]:
         """Two known words written without a space ("dienothing" -> "die nothing"), else the word."""
-        if word in self.known or len(word) < 5 or not word.isalpha() or word.startswith(self._stems):
+        if word in self.known or len(word) < 5 or not word.isalpha():
             return (word,)
+        stem = max((len(s) for s in self._stems if word.startswith(s)), default=0)
         known = self.known
         best: tuple[str, str] | None = None
         for cut in range(1, len(word)):
             left, right = word[:cut], word[cut:]
+            if cut < stem:
+                continue  # "deadnaming" is one word that a `deadnam*` vocabulary entry expects
             if _splittable(left) and _splittable(right) and left in known and right in known:
                 if left in self.vocabulary or right in self.vocabulary:
                     if best is None or max(len(left), len(right)) > max(len(best[0]), len(best[1])):

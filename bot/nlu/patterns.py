@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from bot.nlu.normalize import BOUNDARY, basic_word
 
 MASKED = "\x00"
+_LEADING_DIGITS = re.compile(r"^[0-9]{1,9}")
 _LEXEME = re.compile(r"\(|\)|\[|\]|\||\.\.\.|\.\.|[^\s()\[\]|]+")
 
 
@@ -25,9 +26,15 @@ class PatternError(ValueError):
 class Words:
     words: frozenset[str]
     prefixes: tuple[str, ...] = ()
+    at_least: int | None = None  # `#N`: any number token of at least N ("20", "500mg")
 
     def accepts(self, token: str) -> bool:
-        return token in self.words or (bool(self.prefixes) and token.startswith(self.prefixes))
+        if token in self.words or (bool(self.prefixes) and token.startswith(self.prefixes)):
+            return True
+        if self.at_least is not None:
+            digits = _LEADING_DIGITS.match(token)
+            return bool(digits) and int(digits.group()) >= self.at_least
+        return False
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,9 @@ class PatternCompiler:
             elif lex == "...":
                 out.append(Gap(6))
                 i += 1
+            elif re.fullmatch(r"#[0-9]+", lex):
+                out.append(Words(frozenset(), (), int(lex[1:])))
+                i += 1
             elif lex.startswith("@"):
                 out.append(self._term(lex[1:], source))
                 i += 1
@@ -174,7 +184,7 @@ def _choice(options: list[tuple[Element, ...]]) -> Element:
 def _first_words(element: Element) -> Words | None:
     """The words one of which must stand where this element starts, or None if it may be skipped."""
     if isinstance(element, Words):
-        return element
+        return element if (element.words or element.prefixes) else None
     if isinstance(element, Gap):
         return None
     words: set[str] = set()

@@ -17,17 +17,25 @@ from bot.nlu.types import RiskAssessment
 LOOKBACK = 8
 
 
+LAUGHTER_REACH = 3  # words after a signal, in the same sentence, where laughter marks it as a joke
+
+
 @dataclass(frozen=True)
 class _SignalInfo:
     level: RiskLevel
     about: str
     topics: tuple[str, ...]
+    softened_by_laughter: bool
 
 
 class RiskDetector:
     def __init__(self, escalation: Escalation, compiler: PatternCompiler) -> None:
-        self._signals = {s.id: _SignalInfo(RiskLevel.parse(s.level), s.about, tuple(s.topics)) for s in escalation.signals}
+        self._signals = {
+            s.id: _SignalInfo(RiskLevel.parse(s.level), s.about, tuple(s.topics), s.softened_by_laughter) for s in escalation.signals
+        }
+        self._laughter = PatternSet([compiler.compile("laughter", p) for p in escalation.laughter])
         self._masks = {m.id: m for m in escalation.masks}
+        self._modifier_kinds = {m.id: m.kind for m in escalation.modifiers}
         self._signal_set = PatternSet([compiler.compile(s.id, p) for s in escalation.signals for p in s.patterns])
         self._modifier_set = PatternSet([compiler.compile(m.id, p) for m in escalation.modifiers for p in m.patterns])
         self._mask_set = PatternSet([compiler.compile(m.id, p) for m in escalation.masks for p in m.patterns])
@@ -49,14 +57,17 @@ class RiskDetector:
         about: About = "self"
         signals: list[str] = []
         topics: list[str] = []
-        self_harm_levels: list[RiskLevel] = []
+        laughs = [m.start for m in self._laughter.find(working)] if self._laughter.patterns else []
         for match in sorted(self._signal_set.find(working), key=lambda m: m.start):
             info = self._signals[match.owner]
             who = self._about(info.about, working, match.start)
+            if info.softened_by_laughter and info.level == RiskLevel.HIGH and self._joking(working, match.end, laughs):
+                info = _SignalInfo(RiskLevel.CONCERN, info.about, info.topics, True)
+                if "laughter" not in signals:
+                    signals.append("laughter")
             if match.owner not in signals:
                 signals.append(match.owner)
             topics.extend(t for t in info.topics if t not in topics)
-            self_harm_levels.append(info.level)
             if info.level > level or (info.level == level and who == "self"):
                 if info.level > level:
                     about = who
@@ -69,10 +80,16 @@ class RiskDetector:
             if modifiers:
                 level = RiskLevel.IMMINENT
                 signals.extend(dict.fromkeys(m.owner for m in modifiers))
-        elif level == RiskLevel.CONCERN and len({s for s in signals if self._signals[s].level == RiskLevel.CONCERN}) >= 3:
-            # Several distinct distress signals in one message read as more than one of them alone.
-            level = RiskLevel.HIGH
-            signals.append("concern_cluster")
+        elif level == RiskLevel.CONCERN:
+            planning = [m.owner for m in self._modifier_set.find(working) if self._modifier_kinds[m.owner] != "time"]
+            if planning:
+                # Distress with a plan or the means at hand is a crisis even without the words for it.
+                level = RiskLevel.HIGH
+                signals.extend(dict.fromkeys(planning))
+            elif len({s for s in signals if s in self._signals and self._signals[s].level == RiskLevel.CONCERN}) >= 2:
+                # Several distinct distress signals in one message read as more than one of them alone.
+                level = RiskLevel.HIGH
+                signals.append("concern_cluster")
 
         denial = False
         for match in fired_masks:
@@ -85,6 +102,13 @@ class RiskDetector:
             elif mask.kind == "report":
                 level = max(level, RiskLevel.CONCERN)
         return RiskAssessment(level=level, about=about, signals=tuple(dict.fromkeys(signals)), denial=denial and level < RiskLevel.HIGH, topics=tuple(topics))
+
+    @staticmethod
+    def _joking(tokens: list[str], end: int, laughs: list[int]) -> bool:
+        for position in laughs:
+            if end <= position < end + LAUGHTER_REACH and BOUNDARY not in tokens[end:position]:
+                return True
+        return False
 
     def _about(self, fixed: str, tokens: list[str], start: int) -> About:
         if fixed in ("self", "other"):

@@ -31,11 +31,13 @@ def understanding(
     intent: str | None = None,
     intent_topics: tuple[str, ...] = (),
     language: str | None = None,
+    normalized: str = "",
 ) -> Understanding:
     return Understanding(
         risk=RiskAssessment(level=RiskLevel.parse(risk), about=about, denial=denial, topics=topics),  # type: ignore[arg-type]
         intent=IntentMatch(intent_id=intent, score=90.0 if intent else 0.0, topics=intent_topics),
         language=language,
+        normalized=normalized,
     )
 
 
