@@ -21,6 +21,7 @@ from bot.store import open_store
 PLATFORM = "terminal"
 BOLD = "\033[1m"
 RESET = "\033[0m"
+PROMPT = "you> "
 QUIT_COMMANDS = frozenset({"/quit", "/exit"})
 
 
@@ -95,7 +96,7 @@ async def _converse(settings: Settings, holder: ContentHolder, language: str | N
         _write(stdout, render_reply(decision.reply, ansi=ansi) + "\n")
         while True:
             if interactive:
-                _write(stdout, "> ")
+                _write(stdout, PROMPT)
             line = stdin.readline()
             if not line:
                 if interactive:

@@ -52,19 +52,19 @@ def build(directory: Path) -> LoadedContent:
     from bot.nlu.pipeline import Understander  # noqa: PLC0415
 
     fingerprint = content_fingerprint(directory)
-    content = load_content(directory)
-    problems: list[Problem] = []
-    for check in _validators():
-        problems.extend(p for p in check(content) if not p.warning)
-    if problems:
-        raise ContentError(problems)
     try:
+        content = load_content(directory)
+        problems: list[Problem] = []
+        for check in _validators():
+            problems.extend(p for p in check(content) if not p.warning)
+        if problems:
+            raise ContentError(problems)
         understander = Understander(content)
         engine = Engine(content, understander)
     except ContentError:
         raise
-    except Exception as error:  # a pattern that does not compile, a missing reference the schema let through
-        raise ContentError([Problem(str(Path(directory) / "intents"), 1, f"{type(error).__name__}: {error}")]) from error
+    except Exception as error:  # a date like 2026-02-30, a pattern that does not compile ...
+        raise ContentError([Problem(str(directory), 1, f"{type(error).__name__}: {error}")]) from error
     return LoadedContent(content, understander, engine, fingerprint, time.time())
 
 

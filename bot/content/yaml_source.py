@@ -68,7 +68,11 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: PathKey, lines: d
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item, path + (index,), lines, file) for index, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, TypeError, OverflowError) as error:
+        # e.g. "verified: 2026-02-30": PyYAML raises a plain ValueError with no position.
+        raise YamlSyntaxError(file, node.start_mark.line + 1, f"bad value '{node.value}': {error}") from None
 
 
 def read_yaml(path: Path) -> SourceFile:

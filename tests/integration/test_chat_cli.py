@@ -46,18 +46,18 @@ def button_number(transcript: str, label_fragment: str) -> str:
 def test_a_crisis_conversation_shows_988(tmp_path: Path) -> None:
     child = spawn(tmp_path, "--region", "US")
     try:
-        child.expect("> ")  # the greeting is shown, then the prompt
+        child.expect("you> ")  # the greeting is shown, then the prompt
         assert "bot" in child.before.lower()
         child.sendline("i dont want to be alive anymore")
-        child.expect("> ")
+        child.expect("you> ")
         reply = child.before
         assert "988" in reply and "findahelpline.com" in reply
         assert "\x1b[1m" in reply  # bold on a terminal
         child.sendline(button_number(reply, "988"))  # typing a number presses that button
-        child.expect("> ")
+        child.expect("you> ")
         assert "988" in child.before
         child.sendline("thanks")
-        child.expect("> ")
+        child.expect("you> ")
         assert "988" in child.before  # still pinned in crisis mode
         child.sendeof()
         child.expect(pexpect.EOF)
@@ -69,11 +69,11 @@ def test_a_crisis_conversation_shows_988(tmp_path: Path) -> None:
 def test_a_topic_conversation(tmp_path: Path) -> None:
     child = spawn(tmp_path, "--lang", "en", "--region", "GB")
     try:
-        child.expect("> ")
+        child.expect("you> ")
         child.sendline("/menu")
-        child.expect("> ")
+        child.expect("you> ")
         child.sendline(button_number(child.before, "Anxiety"))
-        child.expect("> ")
+        child.expect("you> ")
         assert "anxiety" in child.before.lower()
         assert "[1]" in child.before  # there is always a next step
         child.sendline("/quit")

@@ -124,6 +124,17 @@ def test_bullying_report_is_concern_about_bullying(understander):
     assert "bullying" in risk.topics
 
 
+def test_laughter_right_after_softens_to_concern_but_not_further(understander):
+    joking = understander.understand("kms lol").risk
+    assert joking.level == CONCERN and "laughter" in joking.signals
+    assert understander.understand("me quiero morir jajaja").risk.level == CONCERN
+    # far from the phrase, or in another sentence, laughter changes nothing
+    assert understander.understand("i want to die. my friends think it's funny lol").risk.level >= HIGH
+    # plans, goodbyes and self-harm acts are never softened
+    assert understander.understand("this is my last message lol").risk.level == IMMINENT
+    assert understander.understand("i cut myself again lol").risk.level >= HIGH
+
+
 def test_signals_name_ids_never_text(understander):
     risk = understander.understand("i want to kill myself tonight").risk
     assert risk.signals
@@ -134,7 +145,8 @@ def test_signals_name_ids_never_text(understander):
 # --- properties ---------------------------------------------------------------------------------
 
 PHRASES = ["i want to die", "i want to kill myself", "kms", "ya no quiero vivir", "me quiero matar", "everyone would be better off without me"]
-NOISE_WORDS = ["ok", "so", "today", "idk", "sorry", "lol", "just", "honestly", "pues", "bueno", "ugh", "😭", "💔", "🙏"]
+# Laughter right after a phrase is not noise: it softens it to concern by design (test below).
+NOISE_WORDS = ["ok", "so", "today", "idk", "sorry", "just", "honestly", "pues", "bueno", "ugh", "😭", "💔", "🙏"]
 
 
 def _typo(word: str, index: int) -> str:

@@ -59,8 +59,3 @@ def test_validate_verbose_prints_load_time(capsys: pytest.CaptureFixture[str]) -
     assert lines[0].startswith("ok: ")
     assert re.fullmatch(r"loaded in \d+(\.\d+)? ms \(content hash [0-9a-f]{16}\)", lines[1]), lines[1]
 
-
-def test_validate_without_verbose_has_no_load_time(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "validate", str(ROOT))
-    assert code == 0, err
-    assert "loaded in" not in out
