@@ -88,7 +88,10 @@ def read_yaml(path: Path) -> SourceFile:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else 1
-        raise YamlSyntaxError(path, line, f"YAML syntax: {error.problem or error.context}") from None
+        opened = ""
+        if error.context_mark and error.problem_mark and error.context_mark.line != error.problem_mark.line:
+            opened = f" ({error.context} at line {error.context_mark.line + 1})"
+        raise YamlSyntaxError(path, line, f"YAML syntax: {error.problem or error.context}{opened}") from None
     except yaml.YAMLError as error:
         raise YamlSyntaxError(path, 1, f"YAML syntax: {error}") from None
     finally:

@@ -361,3 +361,27 @@ def test_creators_show_bios_only_when_sourced(content: Content) -> None:
         if creator.bio:
             assert creator.bio_source
     assert any(b.url and b.url.startswith("https://") for b in decision.reply.buttons)
+
+
+def test_handoff_is_offered_consented_then_queued_when_an_organisation_takes_referrals(content: Content) -> None:
+    import dataclasses
+
+    from bot.content.models import ReferralConfig
+    from bot.engine import QueueReferral
+
+    referral = ReferralConfig(channel="webhook", url="https://partner.example/intake", fields=["risk", "language"], next_step={"en": "They will write to you soon.", "es": "Te escribirán pronto."})
+    orgs = [o.model_copy(update={"referral": referral}) if o.id == "988-lifeline" else o for o in content.resources.organizations]
+    replies = {**content.replies, "handoff_consent": {"en": "We would share: {fields}.", "es": "Compartiríamos: {fields}."}}
+    changed = dataclasses.replace(content, resources=content.resources.model_copy(update={"organizations": orgs}), replies=replies)
+    engine = Engine(changed, ScriptedUnderstander({"x": understanding("imminent")}))
+    crisis = engine.handle(None, Turn("u", now=T0, text="x"), default_region="US")
+    offer = next(b for b in crisis.reply.buttons if b.action == "handoff")
+    assert offer.value == "988-lifeline" and plain_text(content.replies["handoff_offer"]["en"]) in crisis.reply.plain
+    consent = engine.handle(crisis.session, Turn("u", now=T0, button=ButtonPress("handoff", offer.value)), default_region="US")
+    assert "risk: imminent" in consent.reply.plain and "language: en" in consent.reply.plain
+    assert not any(isinstance(e, QueueReferral) for e in consent.effects)
+    confirm = next(b for b in consent.reply.buttons if b.action == "handoff")
+    queued = engine.handle(consent.session, Turn("u", now=T0, button=ButtonPress("handoff", confirm.value)), default_region="US")
+    assert QueueReferral("988-lifeline", {"risk": "imminent", "language": "en"}) in queued.effects
+    assert "They will write to you soon." in queued.reply.plain
+    assert kind_of(content, queued.reply.resources[0]) == "crisis_line"
