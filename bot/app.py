@@ -155,7 +155,7 @@ class HubbotApp:
 
     async def _notify_staff(self, text: str) -> None:
         if self.staff_notifier is None:
-            log.warning("staff notice (no staff channel configured): %s", text)
+            log.info("staff notice (no staff channel configured): %s", text)
             return
         try:
             await self.staff_notifier(text)
