@@ -7,6 +7,7 @@ from a cache; lengths run from a few words to 4,096 characters. It runs in this 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import statistics
 import tempfile
@@ -94,6 +95,8 @@ async def bench_turns(content: Content, count: int, db: str | None) -> float:
 
 
 def run_bench(content: Content, *, messages: int, turns: int, db: str | None) -> int:
+    # Per-turn INFO logs would measure the terminal, not the bot.
+    logging.getLogger("bot").setLevel(max(logging.WARNING, logging.getLogger("bot").getEffectiveLevel()))
     rate, p50, p99 = bench_understanding(content, messages)
     print(f"understanding: {rate:,.0f} messages/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms ({messages} distinct messages, up to 4,096 characters)")
     turn_rate = asyncio.run(bench_turns(content, turns, db))

@@ -7,6 +7,8 @@ engine puts into YAML templates (names, numbers) are escaped with `escape_markup
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,35 +26,32 @@ def escape_markup(value: str) -> str:
     return value.replace("\\", "\\\\").replace("*", "\\*")
 
 
+_MARKUP_TOKEN = re.compile(r"\\[*\\]|\*|[^*\\]+|\\")
+
+
 def markup_segments(text: str) -> list[tuple[str, bool]]:
     """Split marked-up text into (plain text, bold) runs. An unclosed `*` is shown as a literal asterisk."""
     segments: list[tuple[str, bool]] = []
     current: list[str] = []
     bold = False
-    opened_at: tuple[int, int] | None = None  # (segment index, position in current) where bold opened
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\" and index + 1 < len(text) and text[index + 1] in "*\\":
-            current.append(text[index + 1])
-            index += 2
-            continue
-        if char == "*":
+    opened_at: int | None = None  # segment index where the open bold run starts
+    for piece in _MARKUP_TOKEN.findall(text):
+        if piece == "*":
             if current:
                 segments.append(("".join(current), bold))
                 current = []
             bold = not bold
-            opened_at = (len(segments), 0) if bold else None
-            index += 1
-            continue
-        current.append(char)
-        index += 1
+            opened_at = len(segments) if bold else None
+        elif len(piece) == 2 and piece[0] == "\\":
+            current.append(piece[1])
+        else:
+            current.append(piece)
     if current:
         segments.append(("".join(current), bold))
     if bold and opened_at is not None:
         # Unclosed: everything after the stray '*' is plain, with the asterisk kept.
-        head = segments[: opened_at[0]]
-        tail = "".join(part for part, _ in segments[opened_at[0] :])
+        head = segments[:opened_at]
+        tail = "".join(part for part, _ in segments[opened_at:])
         segments = [*head, ("*" + tail, False)]
     merged: list[tuple[str, bool]] = []
     for part, is_bold in segments:

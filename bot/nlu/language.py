@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 _SPANISH = frozenset(
-    "que de no la el y los las me mi mis quiero estoy es por para con una un muy pero lo se ya nada todo porque como mas "
+    "que de la el y los las me mi mis quiero estoy es por para con una un muy pero lo se ya nada todo porque como mas "
     "esta estas tengo soy hola gracias ayuda siento vida puedo nadie tambien cuando donde quien yo tu eres hacer solo "
     "ella ellos del al sin hay sus ni le les nos aqui asi hoy bien mal ganas dia noche".split()
 )
+# "no", "me" and "a" are words in both languages, so they say nothing either way.
 _ENGLISH = frozenset(
-    "the i and to you is my it of a am do not want with for this that what have are be just can how so feel me "
+    "the i and to you is my it of am do not want with for this that what have are be just can how so feel me "
     "im dont cant hello hi thanks help anyone life everyone nobody about like they he she we was get really "
     "would will need know think people day night".split()
 )

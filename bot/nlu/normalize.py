@@ -24,32 +24,32 @@ _TOKEN = re.compile(
     r"|(?P<emoji>[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF](?:[\u200d\ufe0f\U0001F3FB-\U0001F3FF][\U0001F000-\U0001FAFF\u2600-\u27BF]?)*)"
 )
 _RUN = re.compile(r"(\w)\1{2,}")
+_EMOJI = "\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF"
+# Control (Cc), format (Cf), private-use (Co) and surrogate (Cs) characters; the joiner is handled apart.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b\u200c\u200e\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ue000-\uf8ff\ud800-\udfff"
+    "\U000e0000-\U000e007f\U000f0000-\U0010ffff]"
+)
+_STRAY_JOINER = re.compile(f"(?<![{_EMOJI}\ufe0f\U0001F3FB-\U0001F3FF])\u200d|\u200d(?![{_EMOJI}])")
+_MARKS = re.compile("[\u0300-\u036f]")
 _GLUED_CASE = re.compile(r"(?<=[a-z\u00e0-\u00ff])(?=[A-Z\u00c0-\u00de][a-z\u00e0-\u00ff'’ ]|I\b)")
 
 
 def clean(text: str) -> str:
     """NFKC + casefold + invisible characters removed; the joiner is kept only between two emoji."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    out: list[str] = []
-    for index, char in enumerate(text):
-        category = unicodedata.category(char)
-        if char == _ZWJ:
-            before = text[index - 1] if index else ""
-            after = text[index + 1] if index + 1 < len(text) else ""
-            if _is_emoji(before.replace(_VS16, "") or before) and _is_emoji(after):
-                out.append(char)
-            continue
-        if char in "\n\t":
-            out.append(char)
-        elif category in ("Cc", "Cf", "Co", "Cs", "Cn") and char != _VS16:
-            continue
-        else:
-            out.append(char)
-    return "".join(out)
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text).casefold())
+    if _ZWJ in text:
+        text = _STRAY_JOINER.sub("", text)
+    return text
 
 
-def _is_emoji(char: str) -> bool:
-    return bool(char) and (0x1F000 <= ord(char[-1]) <= 0x1FAFF or 0x2600 <= ord(char[-1]) <= 0x27BF or char == _VS16)
+def prepare(text: str) -> str:
+    """`clean`, glued words split, and accents folded for the whole text at once."""
+    text = clean(_GLUED_CASE.sub(" ", text))
+    if not text.isascii():
+        text = _MARKS.sub("", unicodedata.normalize("NFD", text))
+    return text
 
 
 def fold_accents(word: str) -> str:
@@ -86,7 +86,9 @@ class Lexicon:
 
 def basic_word(raw: str) -> str:
     """One word, without slang or typo handling: accents, apostrophes and leetspeak."""
-    word = fold_accents(raw).replace("'", "").replace("’", "")
+    if raw.isalpha() and raw.isascii():
+        return raw
+    word = (raw if raw.isascii() else fold_accents(raw)).replace("'", "").replace("’", "")
     if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
         word = word.translate(_LEET)
     elif "$" in word or "@" in word:
@@ -97,7 +99,7 @@ def basic_word(raw: str) -> str:
 def basic_tokens(text: str) -> list[str]:
     """Tokens of a vocabulary phrase: the same cleaning as messages, no typo correction."""
     tokens: list[str] = []
-    for match in _TOKEN.finditer(clean(text)):
+    for match in _TOKEN.finditer(prepare(text)):
         if match.lastgroup == "word":
             tokens.append(basic_word(match.group()))
         elif match.lastgroup == "stop":
@@ -124,6 +126,11 @@ class Normalizer:
         self.known = self.vocabulary | frozenset(known) | frozenset(lexicon.single) | {w for key in lexicon.multi for w in key}
         self.min_typo_length = min_typo_length
         self._max_multi = max((len(k) for k in lexicon.multi), default=1)
+        self._multi_starts = frozenset(key[0] for key in lexicon.multi)
+        # Words that come out of normalization as they went in: the fast path for most tokens.
+        self._plain = frozenset(
+            w for w in self.known if w.isalpha() and w.isascii() and w not in lexicon.single and w not in self._multi_starts and not _RUN.search(w)
+        )
         # Deletion index: every vocabulary word and each of its one-letter deletions -> the words.
         self._deletes: dict[str, list[str]] = {}
         for word in sorted(self.vocabulary):
@@ -172,14 +179,13 @@ class Normalizer:
 
     def tokens(self, text: str) -> list[str]:
         raw: list[str] = []
-        # "ending it allI can't" (a title glued to its body, or a missed space): split at lower->Upper.
-        text = _GLUED_CASE.sub(" ", text)
-        for match in _TOKEN.finditer(clean(text)):
+        plain = self._plain
+        # prepare() also splits "ending it allI can't" (a title glued to its body) at lower->Upper.
+        for match in _TOKEN.finditer(prepare(text)):
             kind = match.lastgroup
             if kind == "word":
-                word = basic_word(match.group())
-                word = self.fold_runs(word)
-                raw.append(word)
+                word = match.group()
+                raw.append(word if word in plain else self.fold_runs(basic_word(word)))
             elif kind == "stop":
                 if raw and raw[-1] != BOUNDARY:
                     raw.append(BOUNDARY)
@@ -189,22 +195,26 @@ class Normalizer:
 
     def _expand(self, raw: list[str]) -> list[str]:
         out: list[str] = []
-        single, multi = self.lexicon.single, self.lexicon.multi
+        single, multi, plain, starts = self.lexicon.single, self.lexicon.multi, self._plain, self._multi_starts
         i = 0
-        while i < len(raw):
-            if multi:
-                for size in range(min(self._max_multi, len(raw) - i), 1, -1):
+        count = len(raw)
+        while i < count:
+            word = raw[i]
+            if word in starts:
+                size = 0
+                for size in range(min(self._max_multi, count - i), 1, -1):
                     key = tuple(raw[i : i + size])
                     if key in multi:
                         out.extend(multi[key])
-                        i += size
                         break
                 else:
                     size = 0
                 if size:
+                    i += size
                     continue
-            word = raw[i]
-            if word in single:
+            if word in plain:
+                out.append(word)
+            elif word in single:
                 out.extend(single[word])
             else:
                 corrected = self.correct(word)

@@ -60,6 +60,7 @@ class CompiledPattern:
     before_max: int
     anchor_words: frozenset[str] = field(default=frozenset())
     anchor_prefixes: tuple[str, ...] = ()
+    required: tuple[frozenset[str], ...] = ()  # word sets one of which must be in the message (cheap pre-check)
 
 
 def _span(element: Element) -> tuple[int, int]:
@@ -83,9 +84,16 @@ def _seq_span(elements: tuple[Element, ...]) -> tuple[int, int]:
 class PatternCompiler:
     """Turns pattern strings into elements, reading `@term` classes and normalizing each word."""
 
-    def __init__(self, terms: Mapping[str, list[str]], word_tokens: Callable[[str], list[str]]) -> None:
+    def __init__(
+        self,
+        terms: Mapping[str, list[str]],
+        word_tokens: Callable[[str], list[str]],
+        word_cost: Callable[[str], float] | None = None,
+    ) -> None:
         self._terms = terms
         self._word_tokens = word_tokens
+        # How often a word turns up in ordinary text: the rarest required word is the best index key.
+        self._word_cost = word_cost or (lambda word: 0.0)
         self._term_cache: dict[str, Element] = {}
 
     def compile(self, owner: str, source: str) -> CompiledPattern:
@@ -94,12 +102,16 @@ class PatternCompiler:
         if rest != len(lexemes):
             raise PatternError(f"unbalanced brackets in '{source}'")
         elements = tuple(elements)
-        for index, element in enumerate(elements):
-            first = _first_words(element)
-            if first is not None:
-                before = _seq_span(elements[:index])
-                return CompiledPattern(owner, source, elements, index, before[0], before[1], first.words, first.prefixes)
-        raise PatternError(f"'{source}' needs a word outside optional groups (e.g. 'want to die')")
+        anchors = [(index, first) for index, element in enumerate(elements) if (first := _first_words(element)) is not None]
+        if not anchors:
+            raise PatternError(f"'{source}' needs a word outside optional groups (e.g. 'want to die')")
+        index, first = min(anchors, key=lambda item: (self._cost(item[1]), item[0]))
+        before = _seq_span(elements[:index])
+        required = tuple(words.words for _, words in anchors if words.words and not words.prefixes)
+        return CompiledPattern(owner, source, elements, index, before[0], before[1], first.words, first.prefixes, required)
+
+    def _cost(self, words: Words) -> float:
+        return sum(self._word_cost(word) for word in words.words) + 0.001 * len(words.prefixes)
 
     def _sequence(self, lexemes: list[str], i: int, source: str, closing: str | None) -> tuple[list[Element], int]:
         out: list[Element] = []
@@ -239,21 +251,35 @@ class PatternSet:
             for prefix in pattern.anchor_prefixes:
                 self._by_prefix.setdefault(prefix[:3], []).append((prefix, pattern))
 
-    def find(self, tokens: list[str]) -> list[Match]:
+    def find(self, tokens: list[str], where: Mapping[str, list[int]] | None = None) -> list[Match]:
+        """Every match; `where` (token -> positions, see `positions`) can be shared between pattern sets."""
+        if where is None:
+            where = positions(tokens)
         found: dict[tuple[str, int, int], Match] = {}
-        by_word, by_prefix = self._by_word, self._by_prefix
-        for position, token in enumerate(tokens):
-            candidates = by_word.get(token, [])
-            if by_prefix and len(token) >= 3:
-                extra = [p for prefix, p in by_prefix.get(token[:3], ()) if token.startswith(prefix)]
-                if extra:
-                    candidates = candidates + extra
-            for pattern in candidates:
-                low = max(0, position - pattern.before_max)
-                for start in range(position - pattern.before_min, low - 1, -1):
-                    for end in _match_seq(pattern.elements, 0, tokens, start):
-                        if end > start and MASKED not in tokens[start:end]:
-                            key = (pattern.owner, start, end)
-                            found.setdefault(key, Match(pattern.owner, start, end))
-                        break
+        hits: list[tuple[int, CompiledPattern]] = []
+        for token in where.keys() & self._by_word.keys():
+            for pattern in self._by_word[token]:
+                hits.extend((position, pattern) for position in where[token])
+        if self._by_prefix:
+            for token, at in where.items():
+                for prefix, pattern in self._by_prefix.get(token[:3], ()):
+                    if token.startswith(prefix):
+                        hits.extend((position, pattern) for position in at)
+        present = where.keys()
+        for position, pattern in hits:
+            if not all(not words.isdisjoint(present) for words in pattern.required):
+                continue
+            low = max(0, position - pattern.before_max)
+            for start in range(position - pattern.before_min, low - 1, -1):
+                for end in _match_seq(pattern.elements, 0, tokens, start):
+                    if end > start and MASKED not in tokens[start:end]:
+                        found.setdefault((pattern.owner, start, end), Match(pattern.owner, start, end))
+                    break
         return list(found.values())
+
+
+def positions(tokens: list[str]) -> dict[str, list[int]]:
+    where: dict[str, list[int]] = {}
+    for position, token in enumerate(tokens):
+        where.setdefault(token, []).append(position)
+    return where

@@ -11,7 +11,7 @@ from bot.nlu.matcher import IntentMatcher
 from bot.nlu.normalize import Lexicon, Normalizer, basic_tokens, basic_word
 from bot.nlu.patterns import PatternCompiler
 from bot.nlu.risk import RiskDetector
-from bot.nlu.wordlist import common_words
+from bot.nlu.wordlist import common_words, word_frequency
 from bot.nlu.types import Understanding
 
 _STEM = re.compile(r"([^\s()\[\]|*]+)\*")
@@ -62,7 +62,7 @@ class Understander:
                 stems |= _pattern_stems(words)
         self.normalizer = Normalizer(lexicon, vocabulary, known | common_words(), stems=stems)
         # Vocabulary words pass through the lexicon too, so "i'm" in a pattern means what "im" in a message means.
-        compiler = PatternCompiler(escalation.terms, self._vocabulary_tokens)
+        compiler = PatternCompiler(escalation.terms, self._vocabulary_tokens, word_frequency)
         self.risk = RiskDetector(escalation, compiler)
         self.matcher = IntentMatcher([li.intent for li in content.intents], self.normalizer.tokens, compiler)
         self._languages = tuple(content.languages)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bot.content.models import About, Escalation, RiskLevel
 from bot.nlu.normalize import BOUNDARY
-from bot.nlu.patterns import MASKED, Match, PatternCompiler, PatternSet
+from bot.nlu.patterns import MASKED, Match, PatternCompiler, PatternSet, positions
 from bot.nlu.types import RiskAssessment
 
 LOOKBACK = 8
@@ -44,7 +44,8 @@ class RiskDetector:
         self._boundaries = frozenset(w for word in escalation.subjects.boundaries for w in compiler_words(compiler, word)) | {BOUNDARY}
 
     def assess(self, tokens: list[str]) -> RiskAssessment:
-        masks = _longest_first(self._mask_set.find(tokens))
+        where = positions(tokens)
+        masks = _longest_first(self._mask_set.find(tokens, where))
         working = list(tokens)
         fired_masks: list[Match] = []
         for match in masks:
@@ -57,8 +58,10 @@ class RiskDetector:
         about: About = "self"
         signals: list[str] = []
         topics: list[str] = []
-        laughs = [m.start for m in self._laughter.find(working)] if self._laughter.patterns else []
-        for match in sorted(self._signal_set.find(working), key=lambda m: m.start):
+        if fired_masks:
+            where = positions(working)
+        laughs = [m.start for m in self._laughter.find(working, where)] if self._laughter.patterns else []
+        for match in sorted(self._signal_set.find(working, where), key=lambda m: m.start):
             info = self._signals[match.owner]
             who = self._about(info.about, working, match.start)
             if info.softened_by_laughter and info.level == RiskLevel.HIGH and self._joking(working, match.end, laughs):
@@ -76,12 +79,12 @@ class RiskDetector:
                 level = max(level, info.level)
 
         if level >= RiskLevel.HIGH:
-            modifiers = self._modifier_set.find(working)
+            modifiers = self._modifier_set.find(working, where)
             if modifiers:
                 level = RiskLevel.IMMINENT
                 signals.extend(dict.fromkeys(m.owner for m in modifiers))
         elif level == RiskLevel.CONCERN:
-            planning = [m.owner for m in self._modifier_set.find(working) if self._modifier_kinds[m.owner] != "time"]
+            planning = [m.owner for m in self._modifier_set.find(working, where) if self._modifier_kinds[m.owner] != "time"]
             if planning:
                 # Distress with a plan or the means at hand is a crisis even without the words for it.
                 level = RiskLevel.HIGH

@@ -21,3 +21,11 @@ def common_words() -> frozenset[str]:
     for language in ("en", "es"):
         words.update(basic_word(w) for w in top_n_list(language, COMMON_WORDS_PER_LANGUAGE) if w.isalpha())
     return frozenset(words)
+
+
+@lru_cache(maxsize=None)
+def word_frequency(word: str) -> float:
+    """How common a word is in English and Spanish text together (0 for unknown words)."""
+    from wordfreq import word_frequency as frequency
+
+    return frequency(word, "en") + frequency(word, "es")

@@ -109,6 +109,19 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def claim_referrals(
+        self, now: float, limit: int, worker_id: str, lease_seconds: float
+    ) -> list[ReferralRecord]:
+        """Claim up to `limit` referrals for `worker_id` to send, oldest due first (then oldest created).
+
+        In one transaction, the due `pending` and `failed` referrals (next_attempt_at <= now), and the
+        `delivering` ones whose lease ran out (next_attempt_at <= now: their worker died or stalled), become
+        `delivering` with next_attempt_at = now + lease_seconds (the lease), updated_at = now and
+        claimed_by = worker_id; the claimed records are returned as they now are. Attempts are left to the
+        worker. Safe across processes: while its lease runs, a referral is claimed by exactly one worker.
+        """
+
+    @abstractmethod
     async def update_referral(
         self,
         referral_id: str,
@@ -118,10 +131,14 @@ class Store(ABC):
         next_attempt_at: float | None = None,
         last_error: str | None = None,
         updated_at: float | None = None,
+        if_claimed_by: str | None = None,
     ) -> bool:
         """Set the status and whichever other fields are given (None leaves a field as it is).
 
-        Returns False when the referral no longer exists (e.g. its person used /forget meanwhile).
+        With `if_claimed_by`, only while the referral is `delivering` under that worker's claim: a worker
+        whose lease ran out and was taken over cannot overwrite the newer worker's outcome.
+        Returns False when nothing was updated: the referral no longer exists (e.g. its person used
+        /forget meanwhile) or, with `if_claimed_by`, the claim is no longer that worker's.
         """
 
     @abstractmethod

@@ -18,6 +18,8 @@ REFERRAL_STATUSES: tuple[str, ...] = (
 )
 FINISHED_REFERRAL_STATUSES: frozenset[str] = frozenset({"acknowledged", "declined", "dead", "cancelled"})
 RETRYABLE_REFERRAL_STATUSES: tuple[str, ...] = ("pending", "failed")
+# What claim_referrals takes when due: the ones ready to send, and `delivering` ones whose lease ran out.
+CLAIMABLE_REFERRAL_STATUSES: tuple[str, ...] = (*RETRYABLE_REFERRAL_STATUSES, "delivering")
 
 
 def referral_purpose(referral_id: str) -> str:
@@ -76,6 +78,7 @@ class ReferralRecord:
     created_at: float
     updated_at: float
     last_error: str | None = None
+    claimed_by: str | None = None  # the outbox worker that last claimed it (claim_referrals); no personal data
 
     def __post_init__(self) -> None:
         if self.status not in REFERRAL_STATUSES:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ import aiosqlite
 
 from bot.store.base import ConflictError, Store, StoreError
 from bot.store.identity import MEMORY_DB
-from bot.store.migrations import SchemaTooNewError, apply_migrations
+from bot.store.migrations import USER_TABLES, SchemaTooNewError, apply_migrations
 from bot.store.records import (
+    CLAIMABLE_REFERRAL_STATUSES,
     FINISHED_REFERRAL_STATUSES,
     REFERRAL_STATUSES,
     RETRYABLE_REFERRAL_STATUSES,
@@ -27,55 +29,14 @@ from bot.store.records import (
     UserRecord,
     referral_purpose,
 )
+from bot.store.rows import MAX_ERROR_CHARS, REFERRAL_COLUMNS, check_claim, dumps, referral_from_row, referral_row
 
 log = logging.getLogger(__name__)
 
-# Every table that holds rows about a person, children first. forget() deletes from each of them;
-# a table added by a migration that holds user_key must be added here too (a test checks it).
-USER_TABLES: tuple[str, ...] = ("chat_refs", "referrals", "events", "sessions", "users")
+__all__ = ["USER_TABLES", "SqliteStore"]  # USER_TABLES (bot.store.migrations) is re-exported for older imports
 
 BUSY_TIMEOUT_MS = 5000
 HEALTH_TIMEOUT_S = 5.0
-MAX_ERROR_CHARS = 500
-
-_REFERRAL_COLUMNS = (
-    "id, user_key, org_id, status, payload, attempts, next_attempt_at, created_at, updated_at, last_error"
-)
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def _referral_row(referral: ReferralRecord) -> tuple[Any, ...]:
-    return (
-        referral.id,
-        referral.user_key,
-        referral.org_id,
-        referral.status,
-        _dumps(referral.payload),
-        referral.attempts,
-        referral.next_attempt_at,
-        referral.created_at,
-        referral.updated_at,
-        referral.last_error,
-    )
-
-
-def _referral_from_row(row: Iterable[Any]) -> ReferralRecord:
-    (id_, user_key, org_id, status, payload, attempts, next_attempt_at, created_at, updated_at, last_error) = row
-    return ReferralRecord(
-        id=id_,
-        user_key=user_key,
-        org_id=org_id,
-        status=status,
-        payload=json.loads(payload),
-        attempts=int(attempts),
-        next_attempt_at=float(next_attempt_at),
-        created_at=float(created_at),
-        updated_at=float(updated_at),
-        last_error=last_error,
-    )
 
 
 class SqliteStore(Store):
@@ -203,10 +164,10 @@ class SqliteStore(Store):
         if strangers:
             raise ValueError(f"save_turn got {len(strangers)} record(s) about another user than the turn's")
         # Encode before the transaction: a value that is not JSON fails here, with nothing begun.
-        user_row = (key, user.language, user.region, _dumps(user.consent), user.created_at, user.last_seen, int(user.active))
-        session_row = (key, _dumps(session.state), session.updated_at)
-        event_rows = [(key, e.at, e.kind, e.intent, e.risk, e.rule, _dumps(list(e.resources))) for e in events]
-        referral_rows = [_referral_row(r) for r in referrals]
+        user_row = (key, user.language, user.region, dumps(user.consent), user.created_at, user.last_seen, int(user.active))
+        session_row = (key, dumps(session.state), session.updated_at)
+        event_rows = [(key, e.at, e.kind, e.intent, e.risk, e.rule, dumps(list(e.resources))) for e in events]
+        referral_rows = [referral_row(r) for r in referrals]
         ref_rows = [(key, purpose, int(chat_id)) for purpose, chat_id in (chat_refs or {}).items()]
         async with self._transaction(write=True) as conn:
             await conn.execute(
@@ -228,7 +189,7 @@ class SqliteStore(Store):
                 )
             if referral_rows:
                 await conn.executemany(
-                    f"INSERT INTO referrals ({_REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO referrals ({REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     referral_rows,
                 )
             if ref_rows:
@@ -330,11 +291,45 @@ class SqliteStore(Store):
         marks = ", ".join("?" for _ in statuses)
         async with self._transaction(write=False) as conn:
             rows = await conn.execute_fetchall(
-                f"SELECT {_REFERRAL_COLUMNS} FROM referrals WHERE status IN ({marks}) AND next_attempt_at <= ? "
+                f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE status IN ({marks}) AND next_attempt_at <= ? "
                 "ORDER BY next_attempt_at, created_at, id LIMIT ?",
                 (*statuses, now, max(int(limit), 0)),
             )
-        return [_referral_from_row(row) for row in rows]
+        return [referral_from_row(row) for row in rows]
+
+    async def claim_referrals(
+        self, now: float, limit: int, worker_id: str, lease_seconds: float
+    ) -> list[ReferralRecord]:
+        check_claim(worker_id, lease_seconds)
+        limit = max(int(limit), 0)
+        if limit == 0:
+            return []
+        marks = ", ".join("?" for _ in CLAIMABLE_REFERRAL_STATUSES)
+        lease_until = float(now) + float(lease_seconds)
+        # BEGIN IMMEDIATE takes SQLite's write lock before the SELECT, so another process's claim waits
+        # for this one to commit and then no longer sees these rows as due.
+        async with self._transaction(write=True) as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE status IN ({marks}) AND next_attempt_at <= ? "
+                "ORDER BY next_attempt_at, created_at, id LIMIT ?",
+                (*CLAIMABLE_REFERRAL_STATUSES, float(now), limit),
+            )
+            claimed = [
+                dataclasses.replace(
+                    referral_from_row(row),
+                    status="delivering",
+                    next_attempt_at=lease_until,
+                    updated_at=float(now),
+                    claimed_by=worker_id,
+                )
+                for row in rows
+            ]
+            await conn.executemany(
+                "UPDATE referrals SET status = 'delivering', next_attempt_at = ?, updated_at = ?, claimed_by = ? "
+                "WHERE id = ?",
+                [(lease_until, float(now), worker_id, r.id) for r in claimed],
+            )
+        return claimed
 
     async def update_referral(
         self,
@@ -345,6 +340,7 @@ class SqliteStore(Store):
         next_attempt_at: float | None = None,
         last_error: str | None = None,
         updated_at: float | None = None,
+        if_claimed_by: str | None = None,
     ) -> bool:
         if status not in REFERRAL_STATUSES:
             raise ValueError(f"unknown referral status {status!r}; expected one of {', '.join(REFERRAL_STATUSES)}")
@@ -358,18 +354,20 @@ class SqliteStore(Store):
         if updated_at is not None:
             changes["updated_at"] = float(updated_at)
         assignments = ", ".join(f"{column} = ?" for column in changes)
+        condition, params = "id = ?", [referral_id]
+        if if_claimed_by is not None:
+            condition += " AND status = 'delivering' AND claimed_by = ?"
+            params.append(if_claimed_by)
         async with self._transaction(write=True) as conn:
-            cursor = await conn.execute(
-                f"UPDATE referrals SET {assignments} WHERE id = ?", (*changes.values(), referral_id)
-            )
+            cursor = await conn.execute(f"UPDATE referrals SET {assignments} WHERE {condition}", (*changes.values(), *params))
             return cursor.rowcount > 0
 
     async def get_referral(self, referral_id: str) -> ReferralRecord | None:
         async with self._transaction(write=False) as conn:
             rows = list(
-                await conn.execute_fetchall(f"SELECT {_REFERRAL_COLUMNS} FROM referrals WHERE id = ?", (referral_id,))
+                await conn.execute_fetchall(f"SELECT {REFERRAL_COLUMNS} FROM referrals WHERE id = ?", (referral_id,))
             )
-        return _referral_from_row(rows[0]) if rows else None
+        return referral_from_row(rows[0]) if rows else None
 
 
 _UPSERT_CHAT_REF = (
