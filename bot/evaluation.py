@@ -31,7 +31,7 @@ def _risk_report(rows: list[dict[str, Any]], predicted: list[Any], misses: int) 
         positives = [i for i, x in enumerate(labels) if x >= threshold]
         flagged = [i for i, y in enumerate(levels) if y >= threshold]
         true_pos = sum(1 for i in positives if levels[i] >= threshold)
-        if positives or flagged:
+        if positives:
             per_level[threshold.label] = {
                 "recall": _ratio(true_pos, len(positives)),
                 "precision": _ratio(true_pos, len(flagged)),
@@ -95,7 +95,7 @@ def evaluate_files(content: Content, files: list[Path], *, misses: int = 10) -> 
 
 
 def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f}%"
+    return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
 def format_report(report: dict[str, Any]) -> str:

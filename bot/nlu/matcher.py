@@ -7,6 +7,7 @@ Scores are 0..100; below `threshold` there is no intent and the engine asks whic
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,10 +30,12 @@ SCORERS: dict[str, Scorer] = {
 }
 DEFAULT_SCORER = "token_ratio"
 DEFAULT_THRESHOLD = 80.0  # for example similarity alone; one keyword hit always passes
-KEYWORD_BASE = 72.0
-KEYWORD_STEP = 8.0
+KEYWORD_BASE = 80.0
+KEYWORD_STEP = 6.0
 STOPWORD_SHARE = 0.04
 FUZZY_MAX_WORDS = 14  # longer messages are routed by keywords: whole-string similarity means little there
+EVIDENCE_MIN_WORDS = 2  # content words an intent's examples must share with a message to count as evidence
+EVIDENCE_SCALE = 30.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class IntentMatcher:
         *,
         scorer: str = DEFAULT_SCORER,
         threshold: float = DEFAULT_THRESHOLD,
+        is_function_word: Callable[[str], bool] = lambda word: False,
+        evidence_threshold: float = 1.0,
     ) -> None:
         self._tokenize = tokenize
         self._scorer = SCORERS[scorer]
@@ -71,6 +76,8 @@ class IntentMatcher:
         for number, example in enumerate(self._examples):
             for word in set(example.text.split()) - self._stopwords:
                 self._index.setdefault(word, []).append(number)
+        self._weights = self._evidence_weights(is_function_word)
+        self.evidence_threshold = evidence_threshold
         keyword_patterns = []
         for intent in intents:
             for words in intent.keywords.values():
@@ -81,6 +88,36 @@ class IntentMatcher:
     @property
     def stopwords(self) -> frozenset[str]:
         return self._stopwords
+
+    def _evidence_weights(self, is_function_word: Callable[[str], bool]) -> dict[str, dict[str, float]]:
+        """word -> {intent: weight}: how much a content word of the examples points to each intent.
+
+        Long messages rarely resemble any one example as a whole, but their words still do: "numb",
+        "empty" and "unmotivated" across a depression intent's examples are evidence in a long post.
+        """
+        per_intent: dict[str, Counter[str]] = {}
+        sizes: Counter[str] = Counter()
+        for example in self._examples:
+            sizes[example.intent_id] += 1
+            words = {w for w in example.text.split() if len(w) > 2 and not w.isdigit() and not is_function_word(w)}
+            per_intent.setdefault(example.intent_id, Counter()).update(words)
+        spread: Counter[str] = Counter(word for counts in per_intent.values() for word in counts)
+        total = len(per_intent)
+        weights: dict[str, dict[str, float]] = {}
+        for intent_id, counts in per_intent.items():
+            for word, count in counts.items():
+                share = count / sizes[intent_id]
+                weights.setdefault(word, {})[intent_id] = share * math.log(1 + total / spread[word])
+        return weights
+
+    def _evidence(self, words: list[str]) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        support: Counter[str] = Counter()
+        for word in set(words):
+            for intent_id, weight in self._weights.get(word, {}).items():
+                sums[intent_id] = sums.get(intent_id, 0.0) + weight
+                support[intent_id] += 1
+        return {i: total for i, total in sums.items() if support[i] >= EVIDENCE_MIN_WORDS and total >= self.evidence_threshold}
 
     def match(self, tokens: list[str]) -> IntentMatch:
         words = [t for t in tokens if t != BOUNDARY]
@@ -97,13 +134,27 @@ class IntentMatcher:
                 score = self._scorer(query, example.text, score_cutoff=50)
                 if score > scores.get(example.intent_id, 0.0):
                     scores[example.intent_id] = score
+        for intent_id, total in self._evidence(words).items():
+            evidence_score = min(99.0, self.threshold + EVIDENCE_SCALE * (total - self.evidence_threshold))
+            scores[intent_id] = max(scores.get(intent_id, 0.0), evidence_score)
         hits: Counter[str] = Counter()
-        for keyword in {m.owner for m in self._keywords.find(tokens)}:
-            hits[keyword.split("\t", 1)[0]] += 1
+        first_hit: dict[str, int] = {}
+        # The first sentence (a question's title, an opening line) usually names the topic: its keywords count double.
+        first_sentence_end = tokens.index(BOUNDARY) if BOUNDARY in tokens[:-1] else len(tokens)
+        seen_keywords: set[str] = set()
+        covered: dict[str, int] = {}  # intent -> end of its last counted keyword: overlapping ones count once
+        for match in sorted(self._keywords.find(tokens), key=lambda m: (m.start, -m.end)):
+            intent_id = match.owner.split("\t", 1)[0]
+            if match.owner in seen_keywords or match.start < covered.get(intent_id, 0):
+                continue
+            seen_keywords.add(match.owner)
+            covered[intent_id] = match.end
+            hits[intent_id] += 2 if match.start < first_sentence_end < len(tokens) else 1
+            first_hit.setdefault(intent_id, match.start)
         for intent_id, count in hits.items():
             keyword_score = max(self.threshold, min(100.0, KEYWORD_BASE + KEYWORD_STEP * count))
-            # Keywords and examples agreeing is stronger than either alone.
-            scores[intent_id] = max(scores.get(intent_id, 0.0), keyword_score) + min(count, 5) * 0.5
+            # Keywords and examples agreeing is stronger than either alone; an earlier first hit breaks ties.
+            scores[intent_id] = max(scores.get(intent_id, 0.0), keyword_score) + min(count, 5) * 0.5 - first_hit[intent_id] * 1e-4
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         candidates_out = tuple(IntentCandidate(intent_id, round(min(score, 100.0), 1)) for intent_id, score in ranked[:3])
         if not ranked or ranked[0][1] < self.threshold:

@@ -33,6 +33,7 @@ _INVISIBLE = re.compile(
 )
 _STRAY_JOINER = re.compile(f"(?<![{_EMOJI}\ufe0f\U0001F3FB-\U0001F3FF])\u200d|\u200d(?![{_EMOJI}])")
 _MARKS = re.compile("[\u0300-\u036f]")
+_MEASURE = re.compile(r"^[0-9]+([.,][0-9]+)?(am|pm|h|hr|hrs|mg|mcg|ml|g|kg|lb|lbs|min|mins|k|x|s|st|nd|rd|th|yo|y|m|cm|km|hz|gb|mb)$")
 _GLUED_CASE = re.compile(r"(?<=[a-z\u00e0-\u00ff])(?=[A-Z\u00c0-\u00de][a-z\u00e0-\u00ff'’ ]|I\b)")
 
 
@@ -90,7 +91,8 @@ def basic_word(raw: str) -> str:
         return raw
     word = (raw if raw.isascii() else fold_accents(raw)).replace("'", "").replace("’", "")
     if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
-        word = word.translate(_LEET)
+        if not _MEASURE.match(word):  # "3am", "500mg", "2nd" are numbers with units, not leetspeak
+            word = word.translate(_LEET)
     elif "$" in word or "@" in word:
         word = word.translate(_LEET)
     return word

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.store.base import ConflictError, Store, StoreError
+from bot.store.base import ConflictError, MissingDriverError, Store, StoreError
 from bot.store.identity import load_or_create_hash_key, user_key
 from bot.store.records import (
     FINISHED_REFERRAL_STATUSES,
@@ -23,6 +23,7 @@ __all__ = [
     "REFERRAL_STATUSES",
     "ConflictError",
     "EventRecord",
+    "MissingDriverError",
     "ReferralRecord",
     "SessionRecord",
     "SqliteStore",
@@ -42,11 +43,14 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 def open_store(db: str | Path) -> Store:
     """A store for `HUBBOT_DB` (not yet opened: `await store.open()` or `async with`).
 
-    A file path or ":memory:" gives SQLite; a postgresql:// URL is reserved for the scale-out backend.
+    A file path or ":memory:" gives SQLite; a postgresql:// or postgres:// URL gives PostgreSQL, which
+    needs the optional asyncpg driver (`pip install 'hubbot[scale]'`; MissingDriverError says so).
     """
     text = str(db)
     if text.lower().startswith(_POSTGRES_SCHEMES):
-        raise NotImplementedError("PostgreSQL store lands with the scale-out issue")
+        from bot.store.postgres import PostgresStore  # imports asyncpg only now, and only when it is needed
+
+        return PostgresStore(text)
     if "://" in text:
         raise ValueError("HUBBOT_DB must be a SQLite file path, ':memory:' or a postgresql:// URL")
     return SqliteStore(text)

@@ -1,4 +1,4 @@
-"""The Store interface every persistence backend implements (SQLite now, PostgreSQL later)."""
+"""The Store interface every persistence backend implements (SQLite for one process, PostgreSQL for several)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ class StoreError(Exception):
 
 class ConflictError(StoreError):
     """A write broke a constraint (a duplicate id, a row about an unknown user); the whole transaction was rolled back."""
+
+
+class MissingDriverError(StoreError, ImportError):
+    """HUBBOT_DB names a database whose optional driver is not installed; the message says which extra to install."""
 
 
 class Store(ABC):

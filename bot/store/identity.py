@@ -40,10 +40,14 @@ def load_or_create_hash_key(configured: str | None, db_path: str | Path) -> byte
     read from `<db file name>.key` beside the database, which is created once (32 random bytes,
     written as hex, mode 0600, atomically) when missing. The file holds the hex text and the key is
     that text's UTF-8 bytes, so copying the file's content into `HUBBOT_HASH_KEY` keeps every user
-    key the same. An in-memory database gets an ephemeral key.
+    key the same. An in-memory database gets an ephemeral key. A database URL (PostgreSQL) requires a
+    configured key: there is no file to keep one beside, and every process must use the same key.
     """
     if configured is not None and configured.strip():
         return configured.encode("utf-8")
+    if "://" in str(db_path):
+        # A database server has no file beside it, and every process sharing it must make the same keys.
+        raise ValueError("HUBBOT_HASH_KEY must be set when HUBBOT_DB is a database URL (all processes share it)")
     if str(db_path) in (MEMORY_DB, ""):
         log.debug("in-memory database: using an ephemeral hash key")
         return secrets.token_hex(_KEY_BYTES).encode("utf-8")

@@ -39,6 +39,21 @@ BUSY_TIMEOUT_MS = 5000
 HEALTH_TIMEOUT_S = 5.0
 
 
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    """PRAGMA journal_mode = WAL, retried: switching a new file to WAL needs an exclusive lock and SQLite answers
+    "database is locked" at once (without its busy handler) while another process opening the file holds it."""
+    deadline = asyncio.get_running_loop().time() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or asyncio.get_running_loop().time() >= deadline:
+                raise
+            await asyncio.sleep(0.01)
+
+
 class SqliteStore(Store):
     """One aiosqlite connection per process; an asyncio.Lock makes it the single writer and keeps
     reads out of another task's open transaction."""
@@ -62,7 +77,7 @@ class SqliteStore(Store):
             raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
         try:
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA journal_mode = WAL")
+            await _enable_wal(conn)
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA secure_delete = ON")  # forgotten rows are zeroed, not left in free pages
@@ -359,7 +374,9 @@ class SqliteStore(Store):
             condition += " AND status = 'delivering' AND claimed_by = ?"
             params.append(if_claimed_by)
         async with self._transaction(write=True) as conn:
-            cursor = await conn.execute(f"UPDATE referrals SET {assignments} WHERE {condition}", (*changes.values(), *params))
+            cursor = await conn.execute(
+                f"UPDATE referrals SET {assignments} WHERE {condition}", (*changes.values(), *params)
+            )
             return cursor.rowcount > 0
 
     async def get_referral(self, referral_id: str) -> ReferralRecord | None:
