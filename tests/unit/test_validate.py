@@ -119,7 +119,6 @@ def test_shipped_content_validates(capsys: pytest.CaptureFixture[str], content: 
         assert ": warning: " in line, line
 
 
-@pytest.mark.xfail(strict=False, reason="shipped intent tests: blocks do not all pass yet (NLU work in progress)")
 def test_shipped_content_tests_pass(capsys: pytest.CaptureFixture[str], content: ContentCopy) -> None:
     code, out, err = run(capsys, "test", str(content.root))
     assert code == 0, err
