@@ -72,12 +72,14 @@ class Sender:
         self.sleep = sleep
         self.max_attempts = max_attempts
 
-    async def send(self, chat_id: int, messages: Sequence[OutgoingMessage]) -> SendResult:
+    async def send(self, chat_id: int, messages: Sequence[OutgoingMessage], *, private: bool = True) -> SendResult:
+        """Send in order. In a private chat a 403 marks the person inactive; in a group it only stops."""
         sent = failed = 0
         for index, message in enumerate(messages):
             outcome = await self._send_one(chat_id, message, index)
             if outcome == "blocked":
-                await self._blocked(chat_id)
+                if private:
+                    await self._blocked(chat_id)
                 return SendResult(sent, failed + len(messages) - index, True)
             if outcome == "sent":
                 sent += 1
