@@ -245,7 +245,10 @@ class Normalizer:
 
 
 def _splittable(part: str) -> bool:
-    return len(part) >= 3 or part in ("i", "a", "me", "my", "no", "to", "so")
+    return len(part) >= 3 or part in _SHORT_WORDS
+
+
+_SHORT_WORDS = frozenset("i a im id me my no to so is it in on at of we he be do go up or if an as by us ya yo mi tu te se lo la el".split())
 
 
 def _short_word_fixes(word: str) -> list[str]:

@@ -54,6 +54,17 @@ CRISIS = [
     ("esta noche me voy a matar", IMMINENT, "self"),
     ("este es mi último mensaje", IMMINENT, "self"),
     ("this test is killing me and i want to kill myself", HIGH, "self"),
+    # method questions, overdoses, glued titles ("...dieNothing"), passive wishes
+    ("what is the most painless way to go", HIGH, "self"),
+    ("how many of my sleeping pills would it take to not wake up", HIGH, "self"),
+    ("i swallowed way too many painkillers", IMMINENT, "self"),
+    ("Ready to dieNothing matters", HIGH, "self"),
+    ("im so tired of being alivei just want to sleep", HIGH, "self"),
+    ("why bother living when nothing changes", HIGH, "self"),
+    ("i just want it all over with", HIGH, "self"),
+    ("my cousin slit her wrist last night", HIGH, "other"),
+    ("la vida ya no tiene sentido para mi", HIGH, "self"),
+    ("solo quiero dormir y no despertar nunca mas", HIGH, "self"),
 ]
 
 BENIGN = [
@@ -80,6 +91,13 @@ BENIGN = [
     ("my last message before i sleep, goodnight", NONE),
     ("how do i kill a python process", NONE),
     ("set a timer for ten minutes", NONE),
+    ("what's the best way to get to the airport", NONE),
+    ("i took way too many photos at the concert", NONE),
+    ("how many calories would it take to gain a pound", NONE),
+    ("mi videollamada se corta todo el rato", NONE),
+    ("que miedo la película de anoche", NONE),
+    ("wake me up at 3am", NONE),
+    ("la vida no tiene sentido sin ti mi amor", NONE),
     ("what time does the pharmacy close", NONE),
 ]
 
