@@ -272,7 +272,9 @@ def fit_sections(sections: Sequence[Section], limit: int = TELEGRAM_TEXT_LIMIT) 
     kept = list(sections)
 
     def size(items: Sequence[Section]) -> int:
-        return utf16_len(plain_text(SEPARATOR.join(s.text for s in items)))
+        raw = SEPARATOR.join(s.text for s in items)
+        length = utf16_len(raw)  # markup only adds characters: when the raw text fits, the shown text does
+        return length if length <= limit else utf16_len(plain_text(raw))
 
     while size(kept) > limit:
         droppable = [s for s in kept if not s.protected and s.priority < PRIORITY_REPLY]
@@ -292,7 +294,7 @@ def fit_sections(sections: Sequence[Section], limit: int = TELEGRAM_TEXT_LIMIT) 
             if budget == 0:
                 del kept[index]
     text = SEPARATOR.join(s.text for s in kept)
-    if utf16_len(plain_text(text)) > limit:  # only protected text left and still too long: never expected
+    if utf16_len(text) > limit and utf16_len(plain_text(text)) > limit:  # only protected text left: never expected
         text = truncate_markup(text, limit)
     return text
 

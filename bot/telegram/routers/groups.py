@@ -55,10 +55,6 @@ async def notice(message: Message, command: CommandObject, bot: Bot, holder: Con
     await _notice(message, command, bot, holder, settings, replier)
 
 
-async def channel_notice(message: Message, command: CommandObject, bot: Bot, holder: ContentHolder, settings: Settings, replier: Replier) -> None:
-    await _notice(message, command, bot, holder, settings, replier)
-
-
 async def ignore(message: Message) -> None:
     """Read nothing else said in a group."""
     return None
