@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 _SPANISH = frozenset(
     "que de la el y los las me mi mis quiero estoy es por para con una un muy pero lo se ya nada todo porque como mas "
     "esta estas tengo soy hola gracias ayuda siento vida puedo nadie tambien cuando donde quien yo tu eres hacer solo "
@@ -14,11 +16,21 @@ _ENGLISH = frozenset(
     "would will need know think people day night".split()
 )
 
+_SPANISH_ONLY = _SPANISH - _ENGLISH
+_ENGLISH_ONLY = _ENGLISH - _SPANISH
 
-def guess_language(tokens: list[str]) -> str | None:
-    """'es', 'en', or None when the evidence is too thin or mixed to say."""
-    spanish = sum(1 for t in tokens if t in _SPANISH and t not in _ENGLISH)
-    english = sum(1 for t in tokens if t in _ENGLISH and t not in _SPANISH)
+
+def guess_language(tokens: Iterable[str] | Mapping[str, list[int]]) -> str | None:
+    """'es', 'en', or None when the evidence is too thin or mixed to say.
+
+    Takes the tokens, or a token -> positions map (then each distinct word counts by its occurrences).
+    """
+    if isinstance(tokens, Mapping):
+        spanish = sum(len(at) for word, at in tokens.items() if word in _SPANISH_ONLY)
+        english = sum(len(at) for word, at in tokens.items() if word in _ENGLISH_ONLY)
+    else:
+        spanish = sum(1 for t in tokens if t in _SPANISH_ONLY)
+        english = sum(1 for t in tokens if t in _ENGLISH_ONLY)
     if spanish >= 1 and spanish > english * 1.5:
         return "es"
     if english >= 1 and english > spanish * 1.5:

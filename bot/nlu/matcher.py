@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -119,7 +119,7 @@ class IntentMatcher:
                 support[intent_id] += 1
         return {i: total for i, total in sums.items() if support[i] >= EVIDENCE_MIN_WORDS and total >= self.evidence_threshold}
 
-    def match(self, tokens: list[str]) -> IntentMatch:
+    def match(self, tokens: list[str], where: Mapping[str, list[int]] | None = None) -> IntentMatch:
         words = [t for t in tokens if t != BOUNDARY]
         scores: dict[str, float] = {}
         query = " ".join(words)
@@ -143,7 +143,7 @@ class IntentMatcher:
         first_sentence_end = tokens.index(BOUNDARY) if BOUNDARY in tokens[:-1] else len(tokens)
         seen_keywords: set[str] = set()
         covered: dict[str, int] = {}  # intent -> end of its last counted keyword: overlapping ones count once
-        for match in sorted(self._keywords.find(tokens), key=lambda m: (m.start, -m.end)):
+        for match in sorted(self._keywords.find(tokens, where), key=lambda m: (m.start, -m.end)):
             intent_id = match.owner.split("\t", 1)[0]
             if match.owner in seen_keywords or match.start < covered.get(intent_id, 0):
                 continue

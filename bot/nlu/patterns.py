@@ -256,25 +256,27 @@ class PatternSet:
         if where is None:
             where = positions(tokens)
         found: dict[tuple[str, int, int], Match] = {}
-        hits: list[tuple[int, CompiledPattern]] = []
+        hits: dict[int, tuple[CompiledPattern, list[int]]] = {}  # id(pattern) -> (pattern, anchor positions)
         for token in where.keys() & self._by_word.keys():
             for pattern in self._by_word[token]:
-                hits.extend((position, pattern) for position in where[token])
+                hits.setdefault(id(pattern), (pattern, []))[1].extend(where[token])
         if self._by_prefix:
             for token, at in where.items():
                 for prefix, pattern in self._by_prefix.get(token[:3], ()):
                     if token.startswith(prefix):
-                        hits.extend((position, pattern) for position in at)
+                        hits.setdefault(id(pattern), (pattern, []))[1].extend(at)
         present = where.keys()
-        for position, pattern in hits:
+        for pattern, anchors in hits.values():
             if not all(not words.isdisjoint(present) for words in pattern.required):
                 continue
-            low = max(0, position - pattern.before_max)
-            for start in range(position - pattern.before_min, low - 1, -1):
-                for end in _match_seq(pattern.elements, 0, tokens, start):
-                    if end > start and MASKED not in tokens[start:end]:
-                        found.setdefault((pattern.owner, start, end), Match(pattern.owner, start, end))
-                    break
+            elements, before_min, before_max = pattern.elements, pattern.before_min, pattern.before_max
+            for position in anchors:
+                low = max(0, position - before_max)
+                for start in range(position - before_min, low - 1, -1):
+                    for end in _match_seq(elements, 0, tokens, start):
+                        if end > start and MASKED not in tokens[start:end]:
+                            found.setdefault((pattern.owner, start, end), Match(pattern.owner, start, end))
+                        break
         return list(found.values())
 
 

@@ -9,7 +9,7 @@ from bot.content.loader import Content
 from bot.nlu.language import guess_language
 from bot.nlu.matcher import IntentMatcher
 from bot.nlu.normalize import Lexicon, Normalizer, basic_tokens, basic_word
-from bot.nlu.patterns import PatternCompiler
+from bot.nlu.patterns import PatternCompiler, positions
 from bot.nlu.risk import RiskDetector
 from bot.nlu.wordlist import common_words, word_frequency
 from bot.nlu.types import Understanding
@@ -75,9 +75,10 @@ class Understander:
 
     def understand(self, text: str) -> Understanding:
         tokens = self.normalizer.tokens(text)
-        risk = self.risk.assess(tokens)
-        intent = self.matcher.match(tokens)
-        language = guess_language(tokens)
+        where = positions(tokens)
+        risk = self.risk.assess(tokens, where)
+        intent = self.matcher.match(tokens, where)
+        language = guess_language(where)
         if language not in self._languages:
             language = None
         return Understanding(risk=risk, intent=intent, language=language, normalized=" ".join(tokens))

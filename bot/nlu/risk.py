@@ -43,8 +43,10 @@ class RiskDetector:
         self._other_words = frozenset(w for word in escalation.subjects.other for w in compiler_words(compiler, word))
         self._boundaries = frozenset(w for word in escalation.subjects.boundaries for w in compiler_words(compiler, word)) | {BOUNDARY}
 
-    def assess(self, tokens: list[str]) -> RiskAssessment:
-        where = positions(tokens)
+    def assess(self, tokens: list[str], where: dict[str, list[int]] | None = None) -> RiskAssessment:
+        """`where` (token -> positions) may be passed in when the caller has it already."""
+        if where is None:
+            where = positions(tokens)
         masks = _longest_first(self._mask_set.find(tokens, where))
         working = list(tokens)
         fired_masks: list[Match] = []

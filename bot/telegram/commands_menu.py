@@ -62,10 +62,14 @@ def offered(loaded: LoadedContent, command: str) -> bool:
     return loaded.engine.renderer.has_section.get(command, True)
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def command_menu(loaded: LoadedContent, language: str, commands: tuple[str, ...] = PRIVATE_COMMANDS) -> list[BotCommand]:
     from_help = help_descriptions(loaded, language)
     return [
-        BotCommand(command=name, description=description_for(loaded, name, language, from_help)[:DESCRIPTION_LIMIT])
+        BotCommand(command=name, description=_sentence(description_for(loaded, name, language, from_help))[:DESCRIPTION_LIMIT])
         for name in commands
         if offered(loaded, name)
     ]

@@ -1,0 +1,315 @@
+"""`hubbot run`: wire the bot together top to bottom, serve polling or a webhook, shut down gracefully.
+
+`setup_dispatcher` is the one place the adapter's middlewares and routers are wired, in order.
+`TelegramService` owns one running bot (the tests drive it against their Bot API server);
+`run_bot` adds the checks, signals and exit codes of the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.strategy import FSMStrategy
+from aiogram.utils.token import TokenValidationError, validate_token
+from aiohttp import web
+
+from bot.app import HubbotApp
+from bot.content.loader import ContentError, Problem
+from bot.content.reload import ContentHolder
+from bot.settings import Settings
+from bot.store import Store, open_store
+from bot.telegram.chat_memory import RecentRisk, SentMessages
+from bot.telegram.commands_menu import publish_commands
+from bot.telegram.feeder import UpdateFeeder
+from bot.telegram.http import RouteHook, WebhookHandler, build_http_app
+from bot.telegram.isolation import ChatEventIsolation, NullStorage
+from bot.telegram.metrics import Health, Metrics
+from bot.telegram.middlewares import DedupMiddleware, ErrorGuardMiddleware, FloodControlMiddleware, UnknownUpdateMiddleware
+from bot.telegram.polling import POLLING_TIMEOUT_S, Poller
+from bot.telegram.replier import PLATFORM, Replier
+from bot.telegram.routers import admin, buttons, commands, edited, groups, membership, messages, start
+from bot.telegram.sender import Sender
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://api.telegram.org"
+REQUEST_TIMEOUT_S = 20.0
+DRAIN_TIMEOUT_S = 10.0
+PURGE_EVERY_S = 24 * 3600.0
+FIRST_PURGE_AFTER_S = 60.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def make_bot(token: str, api_base: str = DEFAULT_API_BASE, *, timeout: float = REQUEST_TIMEOUT_S) -> Bot:
+    """A Bot without a default parse mode (texts go out as entities); a local Bot API server when configured."""
+    if api_base.rstrip("/") == DEFAULT_API_BASE:
+        session = AiohttpSession(timeout=timeout)
+    else:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")), timeout=timeout)
+    return Bot(token=token, session=session)
+
+
+def setup_dispatcher(
+    *,
+    settings: Settings,
+    holder: ContentHolder,
+    store: Store,
+    hubbot: HubbotApp,
+    replier: Replier,
+    metrics: Metrics,
+    flood: FloodControlMiddleware | None = None,
+) -> Dispatcher:
+    """The whole bot, top to bottom: one chat at a time in order, then our middlewares, then the routers."""
+    dispatcher = Dispatcher(
+        storage=NullStorage(),
+        events_isolation=ChatEventIsolation(),
+        fsm_strategy=FSMStrategy.CHAT,
+        # what handlers may ask for by name
+        settings=settings,
+        holder=holder,
+        store=store,
+        hubbot=hubbot,
+        replier=replier,
+        metrics=metrics,
+    )
+    dispatcher.update.outer_middleware(UnknownUpdateMiddleware())
+    dispatcher.update.outer_middleware(DedupMiddleware(metrics))
+    dispatcher.update.outer_middleware(ErrorGuardMiddleware(replier, metrics))
+    dispatcher.update.outer_middleware(flood or FloodControlMiddleware(holder, metrics))
+    dispatcher.include_routers(
+        groups.make_router(),  # groups and channels first: they read nothing but /start /help /sos
+        admin.make_router(),
+        start.make_router(),
+        commands.make_router(),
+        buttons.make_router(),
+        messages.make_router(),
+        edited.make_router(),
+        membership.make_router(),
+    )
+    return dispatcher
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """"HOST:PORT", "[::1]:8080" or ":8080" (all interfaces)."""
+    host, sep, port = listen.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"HUBBOT_LISTEN must be HOST:PORT, got {listen!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+class TelegramService:
+    """One running bot: the app, the dispatcher, the HTTP listener and polling or the webhook."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        holder: ContentHolder,
+        store: Store,
+        bot: Bot,
+        *,
+        webhook: bool = False,
+        sleep: Sleep = asyncio.sleep,
+        polling_timeout: int = POLLING_TIMEOUT_S,
+        extra_routes: Sequence[RouteHook] = (),
+        flood: FloodControlMiddleware | None = None,
+        drain_timeout: float = DRAIN_TIMEOUT_S,
+        hubbot: HubbotApp | None = None,
+        health_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.store = store
+        self.bot = bot
+        self.webhook = webhook
+        self.drain_timeout = drain_timeout
+        self.metrics = Metrics()
+        self.health = Health(polling=not webhook, clock=health_clock)
+        self.hubbot = hubbot or HubbotApp(settings, holder, store)
+        self.sent_messages = SentMessages()
+        self.sender = Sender(
+            bot, store, lambda chat_id: self.hubbot.user_key(PLATFORM, chat_id), self.metrics,
+            sent_messages=self.sent_messages, sleep=sleep,
+        )
+        self.replier = Replier(self.hubbot, self.sender, self.metrics, recent_risk=RecentRisk(), sent_messages=self.sent_messages)
+        self.dispatcher = setup_dispatcher(
+            settings=settings, holder=holder, store=store, hubbot=self.hubbot, replier=self.replier,
+            metrics=self.metrics, flood=flood,
+        )
+        self.allowed_updates = self.dispatcher.resolve_used_update_types()
+        self.feeder = UpdateFeeder(self.dispatcher, bot, self.metrics)
+        self.poller: Poller | None = None
+        self.webhook_handler: WebhookHandler | None = None
+        if webhook:
+            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+            self.webhook_handler = WebhookHandler(self.dispatcher, bot, self.feeder, secret, self.metrics)
+        else:
+            self.poller = Poller(bot, self.feeder, self.health, self.metrics, timeout=polling_timeout, allowed_updates=self.allowed_updates)
+        self.http_app = build_http_app(holder, self.metrics, self.health, webhook=self.webhook_handler, extra_routes=extra_routes)
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, _ = parse_listen(self.settings.listen)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        return f"http://{shown}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen, then start polling (or register the webhook). Raises when the listener or webhook fails."""
+        await self._listen()
+        if self.webhook:
+            assert self.settings.webhook_url is not None and self.settings.webhook_secret is not None
+            await self.bot.set_webhook(
+                url=self.settings.webhook_url,
+                secret_token=self.settings.webhook_secret.get_secret_value(),
+                allowed_updates=self.allowed_updates,
+            )
+            log.info("webhook set mode=webhook")
+        else:
+            assert self.poller is not None
+            self._tasks.append(asyncio.create_task(self.poller.run(), name="polling"))
+            log.info("polling started mode=polling")
+        self._tasks.append(asyncio.create_task(self._publish_commands(), name="commands"))
+        self._tasks.append(asyncio.create_task(self._purge_daily(), name="purge"))
+
+    async def stop(self) -> None:
+        """Stop taking updates, let the ones in flight finish (bounded), then close the listener."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.webhook and self._runner is not None:
+            await self._runner.cleanup()  # no new webhook requests while draining
+            self._runner = None
+        cancelled = await self.feeder.drain(self.drain_timeout)
+        if self.poller is not None:
+            await self.poller.confirm()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        log.info("stopped cancelled_updates=%d", cancelled)
+
+    async def _listen(self) -> None:
+        host, port = parse_listen(self.settings.listen)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
+        self._runner = web.AppRunner(self.http_app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        log.info("listening host=%s port=%d", host, self.port)
+
+    async def _publish_commands(self) -> None:
+        await publish_commands(self.bot, self.holder.current)
+
+    async def _purge_daily(self) -> None:
+        await asyncio.sleep(FIRST_PURGE_AFTER_S)
+        while True:
+            await self.hubbot.purge_old()
+            await asyncio.sleep(PURGE_EVERY_S)
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def _print(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _shown(directory: Path, problem: Problem) -> str:
+    path = Path(problem.path)
+    return str(Problem(str(path if path.is_absolute() else Path(directory) / path), problem.line, problem.message))
+
+
+def check_startup(settings: Settings, *, webhook: bool) -> tuple[int, ContentHolder | None]:
+    """(0, loaded holder) or (exit code, None) after printing why: 2 for settings, 1 for content."""
+    token = settings.bot_token.get_secret_value().strip() if settings.bot_token is not None else ""
+    if not token:
+        _print("hubbot run: BOT_TOKEN is not set. Create a bot with @BotFather and set BOT_TOKEN (environment or .env).")
+        return 2, None
+    try:
+        validate_token(token)
+    except TokenValidationError:
+        _print("hubbot run: BOT_TOKEN does not look like a bot token (expected <digits>:<secret> from @BotFather).")
+        return 2, None
+    if webhook and not (settings.webhook_url and settings.webhook_secret and settings.webhook_secret.get_secret_value()):
+        _print("hubbot run --webhook: set HUBBOT_WEBHOOK_URL (public https URL) and HUBBOT_WEBHOOK_SECRET.")
+        return 2, None
+    try:
+        parse_listen(settings.listen)
+    except ValueError as error:
+        _print(f"hubbot run: {error}")
+        return 2, None
+    holder = ContentHolder(settings.content)
+    try:
+        holder.load()
+    except ContentError as error:
+        for problem in error.problems:
+            _print(_shown(settings.content, problem))
+        _print(f"hubbot run: refusing to start: {len(error.problems)} problem(s) in the content at {settings.content}")
+        return 1, None
+    return 0, holder
+
+
+def run_bot(settings: Settings, *, webhook: bool, extra_routes: Sequence[RouteHook] = ()) -> int:
+    """Exit codes: 0 after a clean shutdown, 1 invalid content or a start-up failure, 2 missing settings."""
+    code, holder = check_startup(settings, webhook=webhook)
+    if holder is None:
+        return code
+    return asyncio.run(_serve(settings, holder, webhook=webhook, extra_routes=extra_routes))
+
+
+async def _serve(settings: Settings, holder: ContentHolder, *, webhook: bool, extra_routes: Sequence[RouteHook]) -> int:
+    store = open_store(settings.db)
+    try:
+        await store.open()
+    except Exception as error:  # noqa: BLE001
+        _print(f"hubbot run: cannot open the database HUBBOT_DB ({type(error).__name__})")
+        return 1
+    assert settings.bot_token is not None
+    bot = make_bot(settings.bot_token.get_secret_value().strip(), settings.telegram_api_base)
+    service = TelegramService(settings, holder, store, bot, webhook=webhook, extra_routes=extra_routes)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    with suppress(NotImplementedError, RuntimeError):
+        holder.install_sighup(loop)
+    code = 0
+    try:
+        try:
+            await service.start()
+        except Exception as error:  # noqa: BLE001 - port in use, webhook refused ...
+            _print(f"hubbot run: could not start ({type(error).__name__}: {error})")
+            code = 1
+        else:
+            await stop.wait()
+            log.info("shutting down")
+    finally:
+        await service.stop()
+        await store.close()
+        await bot.session.close()
+    return code
