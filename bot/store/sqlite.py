@@ -7,7 +7,7 @@ import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -142,27 +142,25 @@ class SqliteStore(Store):
     # -- users and sessions --------------------------------------------------------------------
 
     async def load(self, user_key: str) -> tuple[UserRecord | None, SessionRecord | None]:
-        async with self._transaction(write=False) as conn:
-            users = list(
-                await conn.execute_fetchall(
-                    "SELECT user_key, language, region, consent, created_at, last_seen, active "
-                    "FROM users WHERE user_key = ?",
-                    (user_key,),
+        conn = self._require()
+        async with self._lock:
+            try:
+                # One statement is one consistent read: no BEGIN/COMMIT round trips needed.
+                rows = list(
+                    await conn.execute_fetchall(
+                        "SELECT u.user_key, u.language, u.region, u.consent, u.created_at, u.last_seen, u.active, "
+                        "s.state, s.updated_at FROM users u LEFT JOIN sessions s ON s.user_key = u.user_key "
+                        "WHERE u.user_key = ?",
+                        (user_key,),
+                    )
                 )
-            )
-            sessions = list(
-                await conn.execute_fetchall(
-                    "SELECT user_key, state, updated_at FROM sessions WHERE user_key = ?", (user_key,)
-                )
-            )
-        user = None
-        if users:
-            key, language, region, consent, created_at, last_seen, active = users[0]
-            user = UserRecord(key, language, region, json.loads(consent), float(created_at), float(last_seen), bool(active))
-        session = None
-        if sessions:
-            key, state, updated_at = sessions[0]
-            session = SessionRecord(key, json.loads(state), float(updated_at))
+            except sqlite3.Error as exc:
+                raise StoreError(f"load failed: {type(exc).__name__}") from exc
+        if not rows:
+            return None, None
+        key, language, region, consent, created_at, last_seen, active, state, updated_at = rows[0]
+        user = UserRecord(key, language, region, json.loads(consent), float(created_at), float(last_seen), bool(active))
+        session = SessionRecord(key, json.loads(state), float(updated_at)) if state is not None else None
         return user, session
 
     async def save_turn(
@@ -184,31 +182,56 @@ class SqliteStore(Store):
         event_rows = [(key, e.at, e.kind, e.intent, e.risk, e.rule, dumps(list(e.resources))) for e in events]
         referral_rows = [referral_row(r) for r in referrals]
         ref_rows = [(key, purpose, int(chat_id)) for purpose, chat_id in (chat_refs or {}).items()]
-        async with self._transaction(write=True) as conn:
-            await conn.execute(
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO users (user_key, language, region, consent, created_at, last_seen, active) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (user_key) DO UPDATE SET language = excluded.language, region = excluded.region, "
                 "consent = excluded.consent, last_seen = excluded.last_seen, active = excluded.active",
                 user_row,
             )
-            await conn.execute(
+            db.execute(
                 "INSERT INTO sessions (user_key, state, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (user_key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 session_row,
             )
             if event_rows:
-                await conn.executemany(
+                db.executemany(
                     "INSERT INTO events (user_key, at, kind, intent, risk, rule, resources) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     event_rows,
                 )
             if referral_rows:
-                await conn.executemany(
-                    f"INSERT INTO referrals ({REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    referral_rows,
-                )
+                db.executemany(f"INSERT INTO referrals ({REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", referral_rows)
             if ref_rows:
-                await conn.executemany(_UPSERT_CHAT_REF, ref_rows)
+                db.executemany(_UPSERT_CHAT_REF, ref_rows)
+
+        await self._write_in_worker(write)
+
+    async def _write_in_worker(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        """Run a whole write transaction in aiosqlite's thread: one hand-off per turn instead of one per statement.
+
+        aiosqlite has no public call for this; `_execute` is the method all its public ones use.
+        """
+        conn = self._require()
+
+        def transaction() -> None:
+            db = conn._conn  # noqa: SLF001 - the sqlite3 connection aiosqlite owns, used on its own thread
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                work(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.rollback()
+                raise
+
+        async with self._lock:
+            try:
+                await conn._execute(transaction)  # noqa: SLF001
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"rolled back: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"rolled back: {exc}") from exc
 
     async def forget(self, user_key: str) -> int:
         deleted = 0

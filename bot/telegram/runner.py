@@ -35,7 +35,7 @@ from bot.telegram.feeder import UpdateFeeder
 from bot.telegram.http import RouteHook, WebhookHandler, build_http_app
 from bot.telegram.isolation import ChatEventIsolation, NullStorage
 from bot.telegram.metrics import Health, Metrics
-from bot.telegram.middlewares import DedupMiddleware, ErrorGuardMiddleware, FloodControlMiddleware, UnknownUpdateMiddleware
+from bot.telegram.middlewares import FLOOD_CAPACITY, DedupMiddleware, ErrorGuardMiddleware, FloodControlMiddleware, UnknownUpdateMiddleware
 from bot.telegram.polling import POLLING_TIMEOUT_S, Poller
 from bot.telegram.replier import PLATFORM, Replier
 from bot.telegram.routers import admin, buttons, commands, edited, groups, membership, messages, start
@@ -124,7 +124,8 @@ class TelegramService:
         sleep: Sleep = asyncio.sleep,
         polling_timeout: int = POLLING_TIMEOUT_S,
         extra_routes: Sequence[RouteHook] = (),
-        flood: FloodControlMiddleware | None = None,
+        flood_capacity: float = FLOOD_CAPACITY,
+        flood_clock: Callable[[], float] = time.monotonic,
         drain_timeout: float = DRAIN_TIMEOUT_S,
         hubbot: HubbotApp | None = None,
         health_clock: Callable[[], float] = time.monotonic,
@@ -146,7 +147,7 @@ class TelegramService:
         self.replier = Replier(self.hubbot, self.sender, self.metrics, recent_risk=RecentRisk(), sent_messages=self.sent_messages)
         self.dispatcher = setup_dispatcher(
             settings=settings, holder=holder, store=store, hubbot=self.hubbot, replier=self.replier,
-            metrics=self.metrics, flood=flood,
+            metrics=self.metrics, flood=FloodControlMiddleware(holder, self.metrics, capacity=flood_capacity, clock=flood_clock),
         )
         self.allowed_updates = self.dispatcher.resolve_used_update_types()
         self.feeder = UpdateFeeder(self.dispatcher, bot, self.metrics)
