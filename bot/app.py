@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import time
 import traceback
@@ -9,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.engine.decision import Decision
 from bot.engine.effects import ForgetUser, NotifyStaff, QueueReferral, SaveEvent, StopUser
 from bot.engine.session import SessionState
@@ -58,7 +60,7 @@ class HubbotApp:
         """Answer one turn. Store or engine failures are logged (class only) and never block the reply."""
         key = self.user_key(platform, platform_id)
         now = self.clock()
-        self._maybe_reload()
+        await self._maybe_reload()
         engine = self.holder.current.engine
         user, state = await self._load(key)
         fields = {name: value for name, value in turn_kwargs.items() if name not in ("user_key", "now")}
@@ -93,9 +95,12 @@ class HubbotApp:
 
     # --- internals --------------------------------------------------------------------------------
 
-    def _maybe_reload(self) -> None:
+    async def _maybe_reload(self) -> None:
+        if not self.holder.check_due():
+            return
         try:
-            self.holder.maybe_reload()
+            # A reload builds the understander (about half a second): off the event loop, so other chats go on.
+            await asyncio.to_thread(self.holder.maybe_reload)
         except Exception as error:  # noqa: BLE001 - a reload problem never blocks a reply
             log.error("content check failed error=%s", type(error).__name__)
 

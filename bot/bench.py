@@ -72,7 +72,7 @@ def bench_understanding(content: Content, count: int) -> tuple[float, float, flo
 
 async def bench_turns(content: Content, count: int, db: str | None) -> float:
     from bot.app import HubbotApp
-    from bot.content.reload import ContentHolder
+    from bot.reload import ContentHolder
     from bot.settings import Settings
     from bot.store import open_store
 

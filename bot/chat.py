@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from bot.app import HubbotApp
 from bot.content.loader import ContentError, Problem
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.engine.reply import Button, Reply, markup_segments
 from bot.engine.turn import ButtonPress
 from bot.settings import Settings

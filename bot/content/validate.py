@@ -29,7 +29,7 @@ REQUIRED_REPLIES = (
     "directory_line", "crisis_footer", "staff_notice",
 )
 REQUIRED_BUTTONS = ("sos", "menu", "talk", "organizations", "language", "region", "lang_en", "lang_es", "not_in_region", "directory", "copy_template")
-PLACEHOLDERS = frozenset({"region", "language", "hub", "name", "number", "keyword", "hours", "risk", "time"})
+PLACEHOLDERS = frozenset({"region", "language", "hub", "name", "number", "keyword", "hours", "risk", "time", "fields"})  # fields: handoff_consent
 
 
 @dataclass

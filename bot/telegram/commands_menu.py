@@ -13,7 +13,7 @@ import re
 from aiogram import Bot
 from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 
-from bot.content.reload import LoadedContent
+from bot.reload import LoadedContent
 from bot.engine.reply import plain_text
 from bot.telegram.pending_texts import PENDING_TEXTS
 

@@ -18,7 +18,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.telegram.feeder import UpdateFeeder
 from bot.telegram.metrics import Health, Metrics
 

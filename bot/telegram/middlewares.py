@@ -19,7 +19,7 @@ from aiogram.types import Chat, TelegramObject, Update, User
 from aiogram.types.update import UpdateTypeLookupError
 
 from bot.content.models import RiskLevel
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.telegram.callbacks import press_from
 from bot.telegram.metrics import Metrics
 from bot.telegram.replier import Replier
@@ -42,15 +42,17 @@ def _chat_type(data: dict[str, Any]) -> str:
 
 
 class UnknownUpdateMiddleware(BaseMiddleware):
-    """An update of a type this aiogram does not know is skipped here: aiogram would warn with its whole JSON."""
+    """Log each update by id, type and chat type; skip a type this aiogram does not know (aiogram would
+    warn with the update's whole JSON, text included)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if isinstance(event, Update):
             try:
-                event.event_type  # noqa: B018 - raises for an unknown type
+                kind = event.event_type
             except UpdateTypeLookupError:
                 log.warning("update skipped update_id=%s reason=unknown_type", event.update_id)
                 return UNHANDLED
+            log.debug("update update_id=%s type=%s chat_type=%s", event.update_id, kind, _chat_type(data))
         return await handler(event, data)
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -26,13 +27,13 @@ from aiohttp import web
 
 from bot.app import HubbotApp
 from bot.content.loader import ContentError, Problem
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.settings import Settings
 from bot.store import Store, open_store
 from bot.telegram.chat_memory import RecentRisk, SentMessages
 from bot.telegram.commands_menu import publish_commands
 from bot.telegram.feeder import UpdateFeeder
-from bot.telegram.http import RouteHook, WebhookHandler, build_http_app
+from bot.telegram.http import WEBHOOK_PATH, RouteHook, WebhookHandler, build_http_app
 from bot.telegram.isolation import ChatEventIsolation, NullStorage
 from bot.telegram.metrics import Health, Metrics
 from bot.telegram.middlewares import FLOOD_CAPACITY, DedupMiddleware, ErrorGuardMiddleware, FloodControlMiddleware, UnknownUpdateMiddleware
@@ -174,6 +175,8 @@ class TelegramService:
         await self._listen()
         if self.webhook:
             assert self.settings.webhook_url is not None and self.settings.webhook_secret is not None
+            if urlsplit(self.settings.webhook_url).path.rstrip("/") != WEBHOOK_PATH:
+                log.warning("webhook url path differs from %s: the proxy in front must forward to it", WEBHOOK_PATH)
             await self.bot.set_webhook(
                 url=self.settings.webhook_url,
                 secret_token=self.settings.webhook_secret.get_secret_value(),

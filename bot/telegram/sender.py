@@ -6,7 +6,7 @@
   the text sent again, so a bad button never costs anyone the crisis lines);
 - network and 5xx errors: retry with exponential backoff, a bounded number of times.
 
-Logs name the chat type only by what the caller gives; never the text.
+Logs give the status, Telegram's description and the message's index in the reply; never the text.
 """
 
 from __future__ import annotations

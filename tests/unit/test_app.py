@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import HubbotApp
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.engine import ButtonPress
 from bot.settings import Settings
 from bot.store import SqliteStore, Store, StoreError

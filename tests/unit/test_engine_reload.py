@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.content.loader import ContentError
-from bot.content.reload import CHECK_INTERVAL_S, ContentHolder
+from bot.reload import CHECK_INTERVAL_S, ContentHolder
 from bot.engine import Turn
 from tests.unit.engine_support import T0, copy_content
 
@@ -57,7 +57,7 @@ def test_reload_with_broken_content_keeps_the_old_one(tmp_path: Path, caplog: py
     holder = ContentHolder(directory)
     old = holder.load()
     (directory / "resources.yaml").write_text("languages: [en]\nhub: {name: x}\n  bad indent: [\n", encoding="utf-8")
-    with caplog.at_level(logging.ERROR, logger="bot.content.reload"):
+    with caplog.at_level(logging.ERROR, logger="bot.reload"):
         problems = holder.reload()
     assert problems and all(p.path == "resources.yaml" for p in problems)
     assert holder.current is old

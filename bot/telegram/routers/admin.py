@@ -5,13 +5,14 @@ These answers are for operators, not for the people the bot supports, so they ar
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiogram import Router
 from aiogram.filters import Command, Filter
 from aiogram.types import Message
 
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.engine.reply import Reply, escape_markup
 from bot.settings import Settings
 from bot.store import Stats, Store
@@ -62,7 +63,7 @@ async def stats(message: Message, store: Store, replier: Replier) -> None:
 
 
 async def reload(message: Message, holder: ContentHolder, replier: Replier) -> None:
-    problems = holder.reload()
+    problems = await asyncio.to_thread(holder.reload)  # loading takes a moment: not on the event loop
     if not problems:
         text = f"content reloaded: 0 problems, content hash {holder.current.content.digest}"
     else:

@@ -10,7 +10,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.content.models import RiskLevel
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.engine.turn import COMMANDS
 from bot.telegram.replier import Replier
 from bot.telegram.routers.common import PRIVATE, language_hint, risk_of

@@ -9,7 +9,7 @@ from aiogram.enums import ChatType
 from aiogram.types import User
 
 from bot.content.models import RiskLevel
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from aiogram import F, Router
 from aiogram.types import Message
 
 from bot.content.models import RiskLevel
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.telegram.replier import Replier
 from bot.telegram.routers.common import PRIVATE, language_hint, risk_of
 

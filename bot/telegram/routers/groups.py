@@ -9,7 +9,7 @@ from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.content.reload import ContentHolder
+from bot.reload import ContentHolder
 from bot.engine.turn import CRISIS_DEEP_LINK
 from bot.engine.reply import Button, Reply
 from bot.settings import Settings

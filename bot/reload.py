@@ -140,6 +140,10 @@ class ContentHolder:
         )
         return []
 
+    def check_due(self) -> bool:
+        """Whether `maybe_reload` would look at the files now (cheap: no file access)."""
+        return self._current is not None and self._clock() - self._last_check >= CHECK_INTERVAL_S
+
     def maybe_reload(self) -> list[Problem] | None:
         """At most once per CHECK_INTERVAL_S: reload when a content file changed. None when nothing was done."""
         now = self._clock()
