@@ -129,7 +129,7 @@ async def test_chat_locks_keep_order_per_chat_and_are_dropped_when_idle() -> Non
 def test_command_descriptions_come_from_the_help_reply(holder: ContentHolder) -> None:
     assert help_descriptions(holder.current, "es")["sos"] == "líneas de crisis, en cualquier momento"
     menu = {c.command: c.description for c in command_menu(holder.current, "en")}
-    assert menu["sos"] == "Crisis lines, any time" and menu["menu"] == "Menu"
+    assert menu["sos"] == "Crisis lines, any time" and menu["menu"] == "Topics to pick from"  # from the help reply
     assert "videos" not in menu  # no videos in the shipped content
 
 
