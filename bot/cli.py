@@ -1,4 +1,4 @@
-"""The `hubbot` command: run | chat | validate | test | explain | eval | bench | schema."""
+"""The `hubbot` command: run | chat | validate | test | explain | eval | bench | schema | referrals."""
 
 from __future__ import annotations
 
@@ -194,6 +194,88 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_bot(_settings(), webhook=args.webhook)
 
 
+def cmd_referrals_test(args: argparse.Namespace) -> int:
+    """Send a referral marked test through ORG's channel now; exit 0 when it was delivered."""
+    import asyncio
+
+    from bot.referrals.commands import send_test_referral
+    from bot.referrals.directory import ReferralDirectory
+
+    settings = _settings()
+    content = load_or_report(_content_dir(args.content))
+    if content is None:
+        return 1
+
+    async def run() -> int:
+        bot = None
+        staff_send = None
+        org = next((o for o in content.resources.organizations if o.id == args.org and o.referral is not None), None)
+        if org is not None and org.referral is not None and org.referral.channel == "telegram":
+            token = settings.bot_token.get_secret_value().strip() if settings.bot_token is not None else ""
+            if not token:
+                print("referrals test: this organisation's channel is a Telegram staff chat; set BOT_TOKEN", file=sys.stderr)
+                return 2
+            from bot.referrals.staff import bot_staff_sender
+            from bot.telegram.runner import make_bot
+
+            bot = make_bot(token, settings.telegram_api_base)
+            staff_send = bot_staff_sender(bot)
+        directory = ReferralDirectory(lambda: content, staff_send=staff_send)
+        try:
+            referral_id, result = await send_test_referral(directory, args.org)
+        except LookupError as error:
+            print(f"referrals test: {error}", file=sys.stderr)
+            return 2
+        finally:
+            await directory.close()
+            if bot is not None:
+                await bot.session.close()
+        shown = {"delivered": "delivered", "retry": "not delivered (would be retried)", "failed": "not delivered (refused)"}
+        print(f"{shown[result.outcome]}: test referral {referral_id} to {args.org}: {result.reason}")
+        return 0 if result.delivered else 1
+
+    return asyncio.run(run())
+
+
+def cmd_referrals_list(args: argparse.Namespace) -> int:
+    """Referral counts by status, and which organisations take referrals. No personal data."""
+    import asyncio
+
+    from bot.referrals.commands import referral_counts
+    from bot.store import open_store
+
+    settings = _settings()
+    if "://" not in settings.db and settings.db != ":memory:" and not Path(settings.db).exists():
+        print(f"referrals list: no database at HUBBOT_DB={settings.db} (nothing has been queued there)", file=sys.stderr)
+        return 1
+
+    async def counts() -> dict[str, int]:
+        async with open_store(settings.db) as store:
+            return await referral_counts(store)
+
+    try:
+        by_status = asyncio.run(counts())
+    except Exception as error:  # noqa: BLE001
+        print(f"referrals list: cannot read the database HUBBOT_DB ({type(error).__name__})", file=sys.stderr)
+        return 1
+    width = max(len(status) for status in by_status)
+    for status, count in by_status.items():
+        print(f"{status:<{width}}  {count}")
+    print(f"{'total':<{width}}  {sum(by_status.values())}")
+    try:
+        content = load_content(_content_dir(args.content))
+    except ContentError:
+        return 0
+    takers = [o for o in content.resources.organizations if o.referral is not None]
+    for org in takers:
+        assert org.referral is not None
+        fallback = f", fallback {org.referral.fallback}" if org.referral.fallback else ""
+        print(f"organisation {org.id}: {org.referral.channel}{fallback}, acknowledge within {org.referral.ack_within_minutes} min")
+    if not takers:
+        print("no organisation in the content takes referrals")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="JSON Schema of the content files")
     p.add_argument("file", nargs="?", choices=["resources.yaml", "intents/*.yaml", "intents/escalation.yaml", "intents/lexicon.yaml"])
     p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("referrals", help="referral outbox: send a test referral, count referrals by status")
+    referrals = p.add_subparsers(dest="referrals_command", required=True)
+    q = referrals.add_parser("test", help="send a referral marked test to ORG now and print the outcome")
+    q.add_argument("org", help="organisation id (it needs a referral: block)")
+    q.add_argument("--content", default=None, help="content directory")
+    q.set_defaults(func=cmd_referrals_test)
+    q = referrals.add_parser("list", help="referral counts by status (no personal data)")
+    q.add_argument("--content", default=None, help="content directory")
+    q.set_defaults(func=cmd_referrals_list)
     return parser
 
 

@@ -372,6 +372,7 @@ def test_handoff_is_offered_consented_then_queued_when_an_organisation_takes_ref
     referral = ReferralConfig(channel="webhook", url="https://partner.example/intake", fields=["risk", "language"], next_step={"en": "They will write to you soon.", "es": "Te escribirán pronto."})
     orgs = [o.model_copy(update={"referral": referral}) if o.id == "988-lifeline" else o for o in content.resources.organizations]
     replies = {**content.replies, "handoff_consent": {"en": "We would share: {fields}.", "es": "Compartiríamos: {fields}."}}
+    replies.pop("handoff_queued", None)  # without it, the engine says the organisation's next_step at once
     changed = dataclasses.replace(content, resources=content.resources.model_copy(update={"organizations": orgs}), replies=replies)
     engine = Engine(changed, ScriptedUnderstander({"x": understanding("imminent")}))
     crisis = engine.handle(None, Turn("u", now=T0, text="x"), default_region="US")
