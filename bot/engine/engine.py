@@ -619,6 +619,7 @@ class Engine:
                 builder.step(self.renderer.button(no, state.language))
             self._pin_lines(builder, now)
             return _Outcome(builder, state)
+        already = state.referred_recently(org.id, now)  # a double tap or an old consent screen: send nothing twice
         if not builder.say("handoff_queued"):
             next_step = self.renderer.localized(org.referral.next_step, state.language, state.region)
             if next_step:
@@ -626,6 +627,9 @@ class Engine:
         builder.note_resource(org.id)
         self._pin_lines(builder, now)
         self._next_steps(builder, state, (), crisis=True)
+        if already:
+            return _Outcome(builder, state)
+        state = replace(state, referred=(*((o, t) for o, t in state.referred if now - t < 86400.0), (org.id, now)))
         return _Outcome(builder, state, [QueueReferral(org.id, payload)])
 
     @staticmethod

@@ -22,6 +22,10 @@ class SessionState:
     stopped: bool = False  # the person used /stop: nothing unprompted is sent to them
     topic: str | None = field(default=None)  # the last topic the person picked or talked about
     last_risk: str = "none"  # the highest risk of the last assessed message
+    referred: tuple[tuple[str, float], ...] = ()  # (organisation id, when) of referrals queued: a second tap sends nothing
+
+    def referred_recently(self, org_id: str, now: float, within: float = 86400.0) -> bool:
+        return any(org == org_id and now - at < within for org, at in self.referred)
 
     def in_crisis_mode(self, turn_number: int, now: float) -> bool:
         """True while either the turn count or the time window of the last crisis has not ended."""
@@ -46,6 +50,7 @@ class SessionState:
             "stopped": self.stopped,
             "topic": self.topic,
             "last_risk": self.last_risk,
+            "referred": [[org, at] for org, at in self.referred],
         }
 
     @classmethod
@@ -85,4 +90,10 @@ class SessionState:
             stopped=data.get("stopped") is True,
             topic=text("topic", None),
             last_risk=text("last_risk", "none") or "none",
+            referred=tuple(
+                (item[0], float(item[1]))
+                for item in (data.get("referred") or [])
+                if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+                and isinstance(item[1], (int, float)) and not isinstance(item[1], bool)
+            ),
         )

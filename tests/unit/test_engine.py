@@ -386,3 +386,9 @@ def test_handoff_is_offered_consented_then_queued_when_an_organisation_takes_ref
     assert QueueReferral("988-lifeline", {"risk": "imminent", "language": "en"}) in queued.effects
     assert "They will write to you soon." in queued.reply.plain
     assert kind_of(content, queued.reply.resources[0]) == "crisis_line"
+    # A second tap on the same consent screen (or an old one) must not send a second referral.
+    again = engine.handle(queued.session, Turn("u", now=T0 + 5, button=ButtonPress("handoff", confirm.value)), default_region="US")
+    assert not any(isinstance(e, QueueReferral) for e in again.effects)
+    assert "They will write to you soon." in again.reply.plain
+    restored = type(queued.session).from_dict(queued.session.to_dict(), language="en", region="US")
+    assert restored.referred_recently("988-lifeline", T0 + 5)
