@@ -18,7 +18,7 @@ from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.strategy import FSMStrategy
@@ -27,6 +27,9 @@ from aiohttp import web
 
 from bot.app import HubbotApp
 from bot.content.loader import ContentError, Problem
+from bot.engine.reply import Reply
+from bot.referrals.service import build_referral_service
+from bot.referrals.staff import bot_staff_sender
 from bot.reload import ContentHolder
 from bot.settings import Settings
 from bot.store import Store, open_store
@@ -38,6 +41,7 @@ from bot.telegram.isolation import ChatEventIsolation, NullStorage
 from bot.telegram.metrics import Health, Metrics
 from bot.telegram.middlewares import FLOOD_CAPACITY, DedupMiddleware, ErrorGuardMiddleware, FloodControlMiddleware, UnknownUpdateMiddleware
 from bot.telegram.polling import POLLING_TIMEOUT_S, Poller
+from bot.telegram.render import render_reply
 from bot.telegram.replier import PLATFORM, Replier
 from bot.telegram.routers import admin, buttons, commands, edited, groups, membership, messages, start
 from bot.telegram.sender import Sender
@@ -71,6 +75,7 @@ def setup_dispatcher(
     replier: Replier,
     metrics: Metrics,
     flood: FloodControlMiddleware | None = None,
+    extra_routers: Sequence[Router] = (),
 ) -> Dispatcher:
     """The whole bot, top to bottom: one chat at a time in order, then our middlewares, then the routers."""
     dispatcher = Dispatcher(
@@ -92,6 +97,7 @@ def setup_dispatcher(
     dispatcher.include_routers(
         groups.make_router(),  # groups and channels first: they read nothing but /start /help /sos
         admin.make_router(),
+        *extra_routers,  # e.g. the referral staff chat's Accept/Decline buttons, before the person-facing buttons
         start.make_router(),
         commands.make_router(),
         buttons.make_router(),
@@ -125,6 +131,7 @@ class TelegramService:
         sleep: Sleep = asyncio.sleep,
         polling_timeout: int = POLLING_TIMEOUT_S,
         extra_routes: Sequence[RouteHook] = (),
+        extra_routers: Sequence[Router] = (),
         flood_capacity: float = FLOOD_CAPACITY,
         flood_clock: Callable[[], float] = time.monotonic,
         drain_timeout: float = DRAIN_TIMEOUT_S,
@@ -149,6 +156,7 @@ class TelegramService:
         self.dispatcher = setup_dispatcher(
             settings=settings, holder=holder, store=store, hubbot=self.hubbot, replier=self.replier,
             metrics=self.metrics, flood=FloodControlMiddleware(holder, self.metrics, capacity=flood_capacity, clock=flood_clock),
+            extra_routers=extra_routers,
         )
         self.allowed_updates = self.dispatcher.resolve_used_update_types()
         self.feeder = UpdateFeeder(self.dispatcher, bot, self.metrics)
@@ -294,8 +302,24 @@ async def _serve(settings: Settings, holder: ContentHolder, *, webhook: bool, ex
         return 1
     assert settings.bot_token is not None
     bot = make_bot(settings.bot_token.get_secret_value().strip(), settings.telegram_api_base)
-    service = TelegramService(settings, holder, store, bot, webhook=webhook, extra_routes=extra_routes)
+    service: TelegramService | None = None
+
+    async def notify_person(user_key: str, chat_id: int, reply: Reply) -> None:
+        # A referral's outcome (accepted, declined, no answer in time) reaches the person through the same sender.
+        assert service is not None
+        await service.sender.send(chat_id, render_reply(reply))
+
+    referrals = build_referral_service(
+        store, lambda: holder.current.engine, notify_person=notify_person, staff_send=bot_staff_sender(bot),
+        default_region=settings.default_region,
+    )
+    service = TelegramService(
+        settings, holder, store, bot, webhook=webhook,
+        extra_routes=[*extra_routes, referrals.mount], extra_routers=[referrals.staff_router()],
+    )
     stop = asyncio.Event()
+    stop_referrals = asyncio.Event()
+    referral_task: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with suppress(NotImplementedError, RuntimeError):
@@ -310,10 +334,17 @@ async def _serve(settings: Settings, holder: ContentHolder, *, webhook: bool, ex
             _print(f"hubbot run: could not start ({type(error).__name__}: {error})")
             code = 1
         else:
+            referral_task = asyncio.create_task(referrals.run(stop_referrals), name="referrals")
             await stop.wait()
             log.info("shutting down")
     finally:
+        stop_referrals.set()
+        if referral_task is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(referral_task, timeout=10)
         await service.stop()
+        with suppress(Exception):
+            await referrals.close()
         await store.close()
         await bot.session.close()
     return code

@@ -618,6 +618,12 @@ async def test_hubbot_run_answers_serves_healthz_and_exits_cleanly_on_sigterm(bo
         assert "988" in first["text"]
         status, body = await get(f"http://127.0.0.1:{port}/healthz")
         assert status == 200 and body["status"] == "ok"
+        # The referral acknowledgement endpoint is mounted: an unsigned request is refused, not unknown.
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/referrals/ack", data=b"{}") as response:
+                assert response.status == 401
         process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(process.wait(), 15)
         _, stderr = await process.communicate()
