@@ -34,7 +34,17 @@ from bot.store.records import (
     UserRecord,
     referral_purpose,
 )
-from bot.store.rows import MAX_ERROR_CHARS, REFERRAL_COLUMNS, check_claim, dumps, referral_from_row, referral_row
+from bot.store.rows import (
+    MAX_ERROR_CHARS,
+    REFERRAL_COLUMNS,
+    STATS_GROUPS,
+    STATS_TOTALS,
+    check_claim,
+    dumps,
+    referral_from_row,
+    referral_row,
+    stats_from,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -308,31 +318,9 @@ class PostgresStore(Store):
     async def stats(self, since: float) -> Stats:
         since = float(since)
         async with self._transaction(write=False) as conn:
-            total, users = await conn.fetchrow(
-                "SELECT COUNT(*), COUNT(DISTINCT user_key) FROM events WHERE at >= $1", since
-            )
-
-            async def grouped(sql: str) -> dict[str, int]:
-                return {str(k): int(n) for k, n in await conn.fetch(sql, since)}
-
-            by_kind = await grouped("SELECT kind, COUNT(*) FROM events WHERE at >= $1 GROUP BY kind")
-            by_intent = await grouped(
-                "SELECT intent, COUNT(*) FROM events WHERE at >= $1 AND intent IS NOT NULL GROUP BY intent"
-            )
-            by_risk = await grouped("SELECT risk, COUNT(*) FROM events WHERE at >= $1 GROUP BY risk")
-            by_rule = await grouped("SELECT rule, COUNT(*) FROM events WHERE at >= $1 AND rule IS NOT NULL GROUP BY rule")
-            referrals = await grouped("SELECT status, COUNT(*) FROM referrals WHERE created_at >= $1 GROUP BY status")
-        return Stats(
-            since=since,
-            events=int(total),
-            users=int(users),
-            by_kind=by_kind,
-            by_intent=by_intent,
-            no_intent=int(total) - sum(by_intent.values()),
-            by_risk=by_risk,
-            by_rule=by_rule,
-            referrals_by_status=referrals,
-        )
+            total, users = await conn.fetchrow(STATS_TOTALS.format(p="$1"), since)
+            groups = {name: list(await conn.fetch(sql.format(p="$1"), since)) for name, sql in STATS_GROUPS.items()}
+        return stats_from(since, total, users, groups)
 
     # -- chat refs -----------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from bot.store.records import ReferralRecord
+from bot.store.records import ReferralRecord, Stats
 
 MAX_ERROR_CHARS = 500
 
@@ -62,3 +62,29 @@ def check_claim(worker_id: str, lease_seconds: float) -> None:
         raise ValueError("claim_referrals: worker_id must name the worker")
     if not lease_seconds > 0:
         raise ValueError(f"claim_referrals: lease_seconds must be positive (got {lease_seconds!r})")
+
+
+# Counts for /stats, one query per group; `{p}` is the engine's placeholder for `since` ("?" or "$1").
+STATS_TOTALS = "SELECT COUNT(*), COUNT(DISTINCT user_key) FROM events WHERE at >= {p}"
+STATS_GROUPS = {
+    "by_kind": "SELECT kind, COUNT(*) FROM events WHERE at >= {p} GROUP BY kind",
+    "by_intent": "SELECT intent, COUNT(*) FROM events WHERE at >= {p} AND intent IS NOT NULL GROUP BY intent",
+    "by_risk": "SELECT risk, COUNT(*) FROM events WHERE at >= {p} GROUP BY risk",
+    "by_rule": "SELECT rule, COUNT(*) FROM events WHERE at >= {p} AND rule IS NOT NULL GROUP BY rule",
+    "referrals_by_status": "SELECT status, COUNT(*) FROM referrals WHERE created_at >= {p} GROUP BY status",
+}
+
+
+def stats_from(since: float, total: int, users: int, groups: dict[str, Iterable[tuple[Any, Any]]]) -> Stats:
+    counted = {name: {str(key): int(count) for key, count in rows} for name, rows in groups.items()}
+    return Stats(
+        since=since,
+        events=int(total),
+        users=int(users),
+        by_kind=counted["by_kind"],
+        by_intent=counted["by_intent"],
+        no_intent=int(total) - sum(counted["by_intent"].values()),
+        by_risk=counted["by_risk"],
+        by_rule=counted["by_rule"],
+        referrals_by_status=counted["referrals_by_status"],
+    )

@@ -29,7 +29,17 @@ from bot.store.records import (
     UserRecord,
     referral_purpose,
 )
-from bot.store.rows import MAX_ERROR_CHARS, REFERRAL_COLUMNS, check_claim, dumps, referral_from_row, referral_row
+from bot.store.rows import (
+    MAX_ERROR_CHARS,
+    REFERRAL_COLUMNS,
+    STATS_GROUPS,
+    STATS_TOTALS,
+    check_claim,
+    dumps,
+    referral_from_row,
+    referral_row,
+    stats_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -273,31 +283,9 @@ class SqliteStore(Store):
 
     async def stats(self, since: float) -> Stats:
         async with self._transaction(write=False) as conn:
-            total, users = list(
-                await conn.execute_fetchall("SELECT COUNT(*), COUNT(DISTINCT user_key) FROM events WHERE at >= ?", (since,))
-            )[0]
-
-            async def grouped(sql: str) -> dict[str, int]:
-                return {str(k): int(n) for k, n in await conn.execute_fetchall(sql, (since,))}
-
-            by_kind = await grouped("SELECT kind, COUNT(*) FROM events WHERE at >= ? GROUP BY kind")
-            by_intent = await grouped(
-                "SELECT intent, COUNT(*) FROM events WHERE at >= ? AND intent IS NOT NULL GROUP BY intent"
-            )
-            by_risk = await grouped("SELECT risk, COUNT(*) FROM events WHERE at >= ? GROUP BY risk")
-            by_rule = await grouped("SELECT rule, COUNT(*) FROM events WHERE at >= ? AND rule IS NOT NULL GROUP BY rule")
-            referrals = await grouped("SELECT status, COUNT(*) FROM referrals WHERE created_at >= ? GROUP BY status")
-        return Stats(
-            since=since,
-            events=int(total),
-            users=int(users),
-            by_kind=by_kind,
-            by_intent=by_intent,
-            no_intent=int(total) - sum(by_intent.values()),
-            by_risk=by_risk,
-            by_rule=by_rule,
-            referrals_by_status=referrals,
-        )
+            total, users = list(await conn.execute_fetchall(STATS_TOTALS.format(p="?"), (since,)))[0]
+            groups = {name: list(await conn.execute_fetchall(sql.format(p="?"), (since,))) for name, sql in STATS_GROUPS.items()}
+        return stats_from(since, total, users, groups)
 
     # -- chat refs -----------------------------------------------------------------------------
 

@@ -13,8 +13,8 @@ import re
 from aiogram import Bot
 from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 
-from bot.reload import LoadedContent
 from bot.engine.reply import plain_text
+from bot.reload import LoadedContent
 from bot.telegram.pending_texts import PENDING_TEXTS
 
 log = logging.getLogger(__name__)
