@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import statistics
 import tempfile
 import time
@@ -70,28 +71,54 @@ def bench_understanding(content: Content, count: int) -> tuple[float, float, flo
     return count / total, statistics.median(timings) * 1000, _percentile(timings, 0.99) * 1000
 
 
+def is_postgres(db: str | None) -> bool:
+    return db is not None and db.lower().startswith(("postgresql://", "postgres://"))
+
+
 async def bench_turns(content: Content, count: int, db: str | None) -> float:
+    """Full turns/s. A PostgreSQL URL gets a scratch schema (created, then dropped with the bench's rows),
+    so benchmarking next to live data never adds to it; the hash key is a fixed bench-only key."""
     from bot.app import HubbotApp
     from bot.reload import ContentHolder
     from bot.settings import Settings
-    from bot.store import open_store
+    from bot.store import Store, open_store
 
     with tempfile.TemporaryDirectory() as scratch:
         path = db or str(Path(scratch) / "bench.sqlite3")
         settings = Settings(HUBBOT_DB=path, HUBBOT_HASH_KEY="bench-only-key", HUBBOT_CONTENT=str(content.directory))
         holder = ContentHolder(content.directory)
         holder.load()
-        store = open_store(path)
-        await store.open()
+        schema = f"hubbot_bench_{secrets.token_hex(6)}" if is_postgres(db) else None
+        store: Store
+        if schema is not None:
+            from bot.store.postgres import PostgresStore, import_asyncpg
+
+            await _postgres(path, f"CREATE SCHEMA {schema}", import_asyncpg())
+            store = PostgresStore(path, schema=schema)
+        else:
+            store = open_store(path)
         try:
-            app = HubbotApp(settings, holder, store)
-            messages = corpus(count, seed=11)
-            started = time.perf_counter()
-            for number, text in enumerate(messages):
-                await app.handle("bench", number % 500, {"text": text})
-            return count / (time.perf_counter() - started)
+            await store.open()
+            try:
+                app = HubbotApp(settings, holder, store)
+                messages = corpus(count, seed=11)
+                started = time.perf_counter()
+                for number, text in enumerate(messages):
+                    await app.handle("bench", number % 500, {"text": text})
+                return count / (time.perf_counter() - started)
+            finally:
+                await store.close()
         finally:
-            await store.close()
+            if schema is not None:
+                await _postgres(path, f"DROP SCHEMA IF EXISTS {schema} CASCADE", import_asyncpg())
+
+
+async def _postgres(url: str, statement: str, asyncpg: object) -> None:
+    conn = await asyncpg.connect(url, timeout=10)  # type: ignore[attr-defined]
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 def run_bench(content: Content, *, messages: int, turns: int, db: str | None) -> int:
@@ -100,5 +127,6 @@ def run_bench(content: Content, *, messages: int, turns: int, db: str | None) ->
     rate, p50, p99 = bench_understanding(content, messages)
     print(f"understanding: {rate:,.0f} messages/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms ({messages} distinct messages, up to 4,096 characters)")
     turn_rate = asyncio.run(bench_turns(content, turns, db))
-    print(f"turns: {turn_rate:,.0f} turns/s ({turns} full turns with {'the given database' if db else 'SQLite (WAL)'} writes)")
+    where = "PostgreSQL (a scratch schema, dropped after)" if is_postgres(db) else "the given SQLite file" if db else "SQLite (WAL)"
+    print(f"turns: {turn_rate:,.0f} turns/s ({turns} full turns with {where} writes)")
     return 0

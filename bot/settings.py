@@ -29,6 +29,19 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(default=90, alias="HUBBOT_EVENT_RETENTION_DAYS", ge=1)
     referral_retention_days: int = Field(default=30, alias="HUBBOT_REFERRAL_RETENTION_DAYS", ge=1)
     debug_text: bool = Field(default=False, alias="HUBBOT_DEBUG_TEXT", description="Log and store message text (never in production)")
+    redis_url: SecretStr | None = Field(
+        default=None,
+        alias="HUBBOT_REDIS_URL",
+        description="redis:// URL of the Redis shared by several replicas (webhook mode): per-chat locks, update "
+        "dedup, flood control and content-reload notices live there; unset keeps them in this process",
+    )
+    redis_prefix: str = Field(
+        default="hubbot",
+        alias="HUBBOT_REDIS_PREFIX",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of every Redis key and channel, so several bots (or test runs) can share one Redis",
+    )
 
     @field_validator("admin_ids", mode="before")
     @classmethod

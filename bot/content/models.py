@@ -131,6 +131,7 @@ class ReferralConfig(Strict):
     fields: list[Literal["alias", "contact_method", "topic", "risk", "language", "region"]] = ["topic", "risk", "language", "region"]
     next_step: Localized
     live: bool = False
+    live_media: bool = Field(default=False, description="In a live conversation, pass the person's photos, voice notes and stickers to the staff topic (text is always passed)")
 
 
 OrgKind = Literal["crisis_line", "helpline", "organization", "directory", "emergency"]

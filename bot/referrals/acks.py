@@ -112,7 +112,7 @@ class AckService:
         if config is None or user_id not in config.staff_ids or (chat_id is not None and chat_id != config.staff_chat_id):
             log.warning("referral staff tap refused referral=%s reason=not_staff", referral_id)
             return StaffAnswer("not_allowed")
-        result = await self.outcomes.acknowledge(referral_id, accepted)
+        result = await self.outcomes.acknowledge(referral_id, accepted, live=True)
         return StaffAnswer(result.result, result.status, result.changed)
 
 

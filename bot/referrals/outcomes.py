@@ -28,6 +28,9 @@ from bot.store import FINISHED_REFERRAL_STATUSES, ReferralRecord, Store, referra
 log = logging.getLogger(__name__)
 
 PersonNotifier = Callable[[str, int, Reply], Awaitable[Any]]
+LiveOpener = Callable[[ReferralRecord, Organization, int, str, str], Awaitable["Reply | None"]]
+"""live_opener(referral, org, chat_id, language, region): on a staff Accept of a `live: true` organisation,
+open the live conversation (bot.live) and return the person's reply instead of the usual one; None keeps it."""
 """notify_person(user_key, chat_id, reply): send the reply to that chat (the Telegram runner renders it)."""
 
 Ending = Literal["acknowledged", "declined", "no_ack", "undeliverable"]
@@ -92,11 +95,14 @@ class ReferralOutcomes:
         self.clock = clock
         self.default_region = default_region
         self.lock = asyncio.Lock()
+        self.live_opener: LiveOpener | None = None  # set by bot.live when live hand-off is wired
 
     # --- the endings --------------------------------------------------------------------------
 
-    async def acknowledge(self, referral_id: str, accepted: bool) -> AckResult:
-        """The organisation accepted or declined. Idempotent; a different answer after the end is a conflict."""
+    async def acknowledge(self, referral_id: str, accepted: bool, *, live: bool = False) -> AckResult:
+        """The organisation accepted or declined. Idempotent; a different answer after the end is a conflict.
+
+        `live`: the Accept came from the staff chat, so a `live: true` organisation may open a live conversation."""
         status = "acknowledged" if accepted else "declined"
         async with self.lock:
             referral = await self.store.get_referral(referral_id)
@@ -110,7 +116,7 @@ class ReferralOutcomes:
             if not changed:  # forgotten between the read and the write
                 return AckResult("unknown")
         log.info("referral acknowledged referral=%s org=%s status=%s", referral_id, referral.org_id, status)
-        await self._tell_person(referral, "acknowledged" if accepted else "declined")
+        await self._tell_person(referral, "acknowledged" if accepted else "declined", live=live and accepted)
         return AckResult("ok", status, True)
 
     async def expire(self, referral: ReferralRecord, reason: str) -> bool:
@@ -140,7 +146,7 @@ class ReferralOutcomes:
 
     # --- the person ---------------------------------------------------------------------------
 
-    async def _tell_person(self, referral: ReferralRecord, ending: Ending) -> bool:
+    async def _tell_person(self, referral: ReferralRecord, ending: Ending, *, live: bool = False) -> bool:
         purpose = referral_purpose(referral.id)
         try:
             chat_id = await self.store.get_chat_ref(referral.user_key, purpose)
@@ -164,7 +170,14 @@ class ReferralOutcomes:
             regions = {r.id for r in engine.content.resources.regions}
             region = user.region if user.region in regions else self.default_region
             org = next((o for o in engine.content.resources.organizations if o.id == referral.org_id), None)
-            reply = person_reply(engine, ending, org, language, region, self.clock())
+            reply = None
+            if live and self.live_opener is not None and org is not None and org.referral is not None and org.referral.live:
+                try:
+                    reply = await self.live_opener(referral, org, chat_id, language, region)
+                except Exception as error:  # noqa: BLE001 - no live chat then; the usual message still goes
+                    log.error("live hand-off failed to open referral=%s error=%s", referral.id, type(error).__name__)
+            if reply is None:
+                reply = person_reply(engine, ending, org, language, region, self.clock())
             await self.notify_person(referral.user_key, chat_id, reply)
         except Exception as error:  # noqa: BLE001
             log.error("referral ending: message failed referral=%s error=%s", referral.id, type(error).__name__)

@@ -6,7 +6,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import TracebackType
 
-from bot.store.records import RETRYABLE_REFERRAL_STATUSES, EventRecord, ReferralRecord, SessionRecord, Stats, UserRecord
+from bot.store.records import (
+    RETRYABLE_REFERRAL_STATUSES,
+    EventRecord,
+    LiveSessionRecord,
+    ReferralRecord,
+    SessionRecord,
+    Stats,
+    UserRecord,
+)
 
 
 class StoreError(Exception):
@@ -148,3 +156,26 @@ class Store(ABC):
     @abstractmethod
     async def get_referral(self, referral_id: str) -> ReferralRecord | None:
         """One referral by id, or None."""
+
+    # -- live hand-off sessions (only while open; no message text) -----------------------------
+
+    @abstractmethod
+    async def open_live_session(self, record: LiveSessionRecord) -> bool:
+        """Insert the mapping; False (nothing written) when the person already has an open one or the
+        topic is already mapped. The user must already be saved."""
+
+    @abstractmethod
+    async def get_live_session(self, user_key: str) -> LiveSessionRecord | None:
+        """The person's open live session, or None."""
+
+    @abstractmethod
+    async def live_session_by_topic(self, staff_chat_id: int, topic_id: int) -> LiveSessionRecord | None:
+        """The open live session relayed through that forum topic, or None."""
+
+    @abstractmethod
+    async def touch_live_session(self, user_key: str, last_staff_at: float) -> None:
+        """Record when a staff member last answered (no text)."""
+
+    @abstractmethod
+    async def close_live_session(self, user_key: str) -> LiveSessionRecord | None:
+        """Delete the mapping and return it; None when there was none (so only one closer wins)."""

@@ -38,7 +38,7 @@ class Migration:
 
 # Every table that holds rows about a person, children first. forget() deletes from each of them on
 # both engines; a migration that adds a table holding user_key must add it here too (a test checks it).
-USER_TABLES: tuple[str, ...] = ("chat_refs", "referrals", "events", "sessions", "users")
+USER_TABLES: tuple[str, ...] = ("live_sessions", "chat_refs", "referrals", "events", "sessions", "users")
 
 SCHEMA_VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -65,6 +65,16 @@ _CHAT_REFS_TABLE = """CREATE TABLE chat_refs (
                 chat_id {chat_id_type} NOT NULL,
                 PRIMARY KEY (user_key, purpose)
             )"""
+_LIVE_SESSIONS_TABLE = """CREATE TABLE live_sessions (
+                user_key TEXT PRIMARY KEY REFERENCES users (user_key) ON DELETE CASCADE,
+                org_id TEXT NOT NULL,
+                chat_id {chat_id_type} NOT NULL,
+                staff_chat_id {chat_id_type} NOT NULL,
+                topic_id {chat_id_type} NOT NULL,
+                opened_at DOUBLE PRECISION NOT NULL,
+                last_staff_at DOUBLE PRECISION
+            )"""
+_LIVE_SESSIONS_INDEX = "CREATE UNIQUE INDEX live_sessions_topic ON live_sessions (staff_chat_id, topic_id)"
 _OUTBOX_INDEXES = (
     "CREATE INDEX referrals_due ON referrals (status, next_attempt_at)",
     "CREATE INDEX referrals_user_key ON referrals (user_key)",
@@ -112,6 +122,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "referral claims: the worker holding a delivering referral's lease",
         ("ALTER TABLE referrals ADD COLUMN claimed_by TEXT",),
+    ),
+    Migration(
+        4,
+        "live hand-off: the person <-> staff topic mapping, only while a live conversation is open",
+        (_LIVE_SESSIONS_TABLE.format(chat_id_type="INTEGER"), _LIVE_SESSIONS_INDEX),
+        postgres=(_LIVE_SESSIONS_TABLE.format(chat_id_type="BIGINT"), _LIVE_SESSIONS_INDEX),
     ),
 )
 

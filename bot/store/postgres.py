@@ -28,6 +28,7 @@ from bot.store.records import (
     REFERRAL_STATUSES,
     RETRYABLE_REFERRAL_STATUSES,
     EventRecord,
+    LiveSessionRecord,
     ReferralRecord,
     SessionRecord,
     Stats,
@@ -40,7 +41,9 @@ from bot.store.rows import (
     STATS_GROUPS,
     STATS_TOTALS,
     check_claim,
+    LIVE_COLUMNS as _LIVE_COLUMNS,
     dumps,
+    live_from_row as _live_from_row,
     referral_from_row,
     referral_row,
     stats_from,
@@ -339,6 +342,42 @@ class PostgresStore(Store):
         async with self._transaction(write=True) as conn:
             await conn.execute("DELETE FROM chat_refs WHERE user_key = $1 AND purpose = $2", user_key, purpose)
 
+    # -- live hand-off sessions ----------------------------------------------------------------
+
+    async def open_live_session(self, record: LiveSessionRecord) -> bool:
+        try:
+            async with self._transaction(write=True) as conn:
+                await conn.execute(
+                    f"INSERT INTO live_sessions ({_LIVE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    record.user_key, record.org_id, int(record.chat_id), int(record.staff_chat_id),
+                    int(record.topic_id), record.opened_at, record.last_staff_at,
+                )
+        except ConflictError:
+            return False
+        return True
+
+    async def get_live_session(self, user_key: str) -> LiveSessionRecord | None:
+        async with self._transaction(write=False) as conn:
+            row = await conn.fetchrow(f"SELECT {_LIVE_COLUMNS} FROM live_sessions WHERE user_key = $1", user_key)
+        return None if row is None else _live_from_row(tuple(row))
+
+    async def live_session_by_topic(self, staff_chat_id: int, topic_id: int) -> LiveSessionRecord | None:
+        async with self._transaction(write=False) as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_LIVE_COLUMNS} FROM live_sessions WHERE staff_chat_id = $1 AND topic_id = $2",
+                int(staff_chat_id), int(topic_id),
+            )
+        return None if row is None else _live_from_row(tuple(row))
+
+    async def touch_live_session(self, user_key: str, last_staff_at: float) -> None:
+        async with self._transaction(write=True) as conn:
+            await conn.execute("UPDATE live_sessions SET last_staff_at = $1 WHERE user_key = $2", last_staff_at, user_key)
+
+    async def close_live_session(self, user_key: str) -> LiveSessionRecord | None:
+        async with self._transaction(write=True) as conn:
+            row = await conn.fetchrow(f"DELETE FROM live_sessions WHERE user_key = $1 RETURNING {_LIVE_COLUMNS}", user_key)
+        return None if row is None else _live_from_row(tuple(row))
+
     # -- referral outbox -----------------------------------------------------------------------
 
     async def due_referrals(
@@ -434,3 +473,4 @@ _UPSERT_CHAT_REF = (
     "INSERT INTO chat_refs (user_key, purpose, chat_id) VALUES ($1, $2, $3) "
     "ON CONFLICT (user_key, purpose) DO UPDATE SET chat_id = excluded.chat_id"
 )
+

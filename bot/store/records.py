@@ -106,3 +106,19 @@ class Stats:
     by_risk: dict[str, int] = field(default_factory=dict)
     by_rule: dict[str, int] = field(default_factory=dict)  # events without a rule are not counted here
     referrals_by_status: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LiveSessionRecord:
+    """An open live conversation: the person's chat and the staff topic, kept only while it is open.
+
+    No message text; `last_staff_at` is when a listed staff member last answered in the topic (None: not yet).
+    """
+
+    user_key: str
+    org_id: str
+    chat_id: int  # the person's private chat
+    staff_chat_id: int
+    topic_id: int  # message_thread_id of the forum topic in the staff chat
+    opened_at: float
+    last_staff_at: float | None = None

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from bot.store.records import ReferralRecord, Stats
+from bot.store.records import LiveSessionRecord, ReferralRecord, Stats
 
 MAX_ERROR_CHARS = 500
 
@@ -87,4 +87,15 @@ def stats_from(since: float, total: int, users: int, groups: dict[str, Iterable[
         by_risk=counted["by_risk"],
         by_rule=counted["by_rule"],
         referrals_by_status=counted["referrals_by_status"],
+    )
+
+
+LIVE_COLUMNS = "user_key, org_id, chat_id, staff_chat_id, topic_id, opened_at, last_staff_at"
+
+
+def live_from_row(row: Any) -> LiveSessionRecord:
+    key, org_id, chat_id, staff_chat_id, topic_id, opened_at, last_staff_at = row
+    return LiveSessionRecord(
+        key, org_id, int(chat_id), int(staff_chat_id), int(topic_id), float(opened_at),
+        None if last_staff_at is None else float(last_staff_at),
     )

@@ -23,6 +23,7 @@ from bot.store.records import (
     REFERRAL_STATUSES,
     RETRYABLE_REFERRAL_STATUSES,
     EventRecord,
+    LiveSessionRecord,
     ReferralRecord,
     SessionRecord,
     Stats,
@@ -35,7 +36,9 @@ from bot.store.rows import (
     STATS_GROUPS,
     STATS_TOTALS,
     check_claim,
+    LIVE_COLUMNS as _LIVE_COLUMNS,
     dumps,
+    live_from_row as _live_from_row,
     referral_from_row,
     referral_row,
     stats_from,
@@ -306,6 +309,43 @@ class SqliteStore(Store):
         async with self._transaction(write=True) as conn:
             await conn.execute("DELETE FROM chat_refs WHERE user_key = ? AND purpose = ?", (user_key, purpose))
 
+    # -- live hand-off sessions ----------------------------------------------------------------
+
+    async def open_live_session(self, record: LiveSessionRecord) -> bool:
+        try:
+            async with self._transaction(write=True) as conn:
+                await conn.execute(
+                    f"INSERT INTO live_sessions ({_LIVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (record.user_key, record.org_id, int(record.chat_id), int(record.staff_chat_id),
+                     int(record.topic_id), record.opened_at, record.last_staff_at),
+                )
+        except ConflictError:
+            return False
+        return True
+
+    async def _live_one(self, where: str, args: tuple[Any, ...]) -> LiveSessionRecord | None:
+        async with self._transaction(write=False) as conn:
+            rows = list(await conn.execute_fetchall(f"SELECT {_LIVE_COLUMNS} FROM live_sessions WHERE {where}", args))
+        return _live_from_row(rows[0]) if rows else None
+
+    async def get_live_session(self, user_key: str) -> LiveSessionRecord | None:
+        return await self._live_one("user_key = ?", (user_key,))
+
+    async def live_session_by_topic(self, staff_chat_id: int, topic_id: int) -> LiveSessionRecord | None:
+        return await self._live_one("staff_chat_id = ? AND topic_id = ?", (int(staff_chat_id), int(topic_id)))
+
+    async def touch_live_session(self, user_key: str, last_staff_at: float) -> None:
+        async with self._transaction(write=True) as conn:
+            await conn.execute("UPDATE live_sessions SET last_staff_at = ? WHERE user_key = ?", (last_staff_at, user_key))
+
+    async def close_live_session(self, user_key: str) -> LiveSessionRecord | None:
+        async with self._transaction(write=True) as conn:
+            rows = list(await conn.execute_fetchall(f"SELECT {_LIVE_COLUMNS} FROM live_sessions WHERE user_key = ?", (user_key,)))
+            if not rows:
+                return None
+            await conn.execute("DELETE FROM live_sessions WHERE user_key = ?", (user_key,))
+        return _live_from_row(rows[0])
+
     # -- referral outbox -----------------------------------------------------------------------
 
     async def due_referrals(
@@ -402,3 +442,4 @@ _UPSERT_CHAT_REF = (
     "INSERT INTO chat_refs (user_key, purpose, chat_id) VALUES (?, ?, ?) "
     "ON CONFLICT (user_key, purpose) DO UPDATE SET chat_id = excluded.chat_id"
 )
+

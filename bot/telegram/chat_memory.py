@@ -1,6 +1,8 @@
 """What the adapter keeps in memory about a chat (never on disk): its recent risks and the bot's recent messages.
 
 Both are bounded: the last few messages of the most recently active chats. A restart forgets them.
+The adapter calls the async methods (`note`, `recall`, `drop`, `record`, `take`); with HUBBOT_REDIS_URL,
+subclasses in shared_state.py keep the same in Redis, so every replica sees them.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ class RecentRisk:
     def forget(self, chat_id: int) -> None:
         self._chats.pop(chat_id, None)
 
+    async def note(self, chat_id: int, message_id: int, risk: RiskLevel) -> None:
+        self.remember(chat_id, message_id, risk)
+
+    async def recall(self, chat_id: int, message_id: int) -> RiskLevel | None:
+        return self.risk_of(chat_id, message_id)
+
+    async def drop(self, chat_id: int) -> None:
+        self.forget(chat_id)
+
 
 class SentMessages:
     """Ids and times of the bot's recent messages per chat, for /forget to delete them."""
@@ -65,3 +76,9 @@ class SentMessages:
         chat = self._chats.pop(chat_id, None) or deque()
         now = self._clock()
         return [message_id for message_id, at in chat if now - at < DELETE_WINDOW_S]
+
+    async def record(self, chat_id: int, message_id: int) -> None:
+        self.add(chat_id, message_id)
+
+    async def take(self, chat_id: int) -> list[int]:
+        return self.take_deletable(chat_id)

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 MAX_FIELDS_LOGGED = 3
 
 
+class UpdateBusy(Exception):
+    """Another replica holds this update and has not finished it in time: Telegram should send it again later."""
+
+
 def parse_update(raw: Any, bot: Bot) -> Update | None:
     """The Update, or None (logged) when it does not validate."""
     update_id = raw.get("update_id") if isinstance(raw, dict) else None
@@ -62,17 +66,42 @@ class UpdateFeeder:
         self.feed(update)
         return True
 
-    def feed(self, update: Update) -> None:
+    def feed(self, update: Update) -> asyncio.Task[bool]:
         task = asyncio.create_task(self._run(update), name=f"update-{update.update_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _run(self, update: Update) -> None:
+    async def process_raw(self, raw: Any) -> bool:
+        """Parse one raw update and wait until it has been handled (the webhook answers Telegram after this).
+
+        True when the update needs no redelivery (handled, a duplicate, malformed, or failed in a way a
+        retry would repeat); False when it should come again: another replica still holds it, or shutdown
+        cancelled it. If the waiting request is cancelled, the update goes on running (drained on stop).
+        """
+        self.metrics.updates += 1
+        update = parse_update(raw, self.bot)
+        if update is None:
+            self.metrics.malformed += 1
+            return True
+        task = self.feed(update)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                return False
+            raise
+
+    async def _run(self, update: Update) -> bool:
         try:
             await self.dispatcher.feed_update(self.bot, update, **self.data)
+        except UpdateBusy:
+            return False
         except Exception as error:  # noqa: BLE001 - only outside the handlers' own guard (middleware bugs)
             self.metrics.errors += 1
             log.error("update failed update_id=%s error=%s", update.update_id, type(error).__name__)
+        return True
 
     async def drain(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for the running updates; cancel the rest and return how many."""

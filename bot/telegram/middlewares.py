@@ -142,6 +142,10 @@ class FloodControlMiddleware(BaseMiddleware):
             self._buckets.popitem(last=False)
         return allowed
 
+    async def allow(self, user_id: int) -> bool:
+        """Whether the person has a token left (the Redis-backed subclass shares buckets across replicas)."""
+        return self.take(user_id)
+
     def urgent(self, update: Update) -> bool:
         if update.callback_query is not None:
             press = press_from(update.callback_query.data)
@@ -166,7 +170,7 @@ class FloodControlMiddleware(BaseMiddleware):
         chat: Chat | None = data.get("event_chat")
         if not isinstance(event, Update) or user is None or chat is None or chat.type != ChatType.PRIVATE:
             return await handler(event, data)
-        if self.take(user.id) or self.urgent(event):
+        if await self.allow(user.id) or self.urgent(event):
             return await handler(event, data)
         self.metrics.throttled += 1
         log.info("update throttled update_id=%s chat_type=%s", event.update_id, chat.type)

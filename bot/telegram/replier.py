@@ -49,7 +49,7 @@ class Replier:
             await self._forget_chat(chat_id)
         await self.send_reply(chat_id, decision.reply, crisis=self._is_crisis(decision))
         if message_id is not None and decision.understanding is not None:
-            self.recent_risk.remember(chat_id, message_id, decision.understanding.risk.level)
+            await self.recent_risk.note(chat_id, message_id, decision.understanding.risk.level)
         return decision
 
     async def send_reply(self, chat_id: int, reply: Reply, *, crisis: bool = False) -> SendResult:
@@ -77,8 +77,8 @@ class Replier:
             except Exception as last:  # noqa: BLE001
                 log.error("plain fallback failed error=%s", type(last).__name__)
 
-    def risk_of(self, chat_id: int, message_id: int) -> RiskLevel | None:
-        return self.recent_risk.risk_of(chat_id, message_id)
+    async def risk_of(self, chat_id: int, message_id: int) -> RiskLevel | None:
+        return await self.recent_risk.recall(chat_id, message_id)
 
     def _is_crisis(self, decision: Decision) -> bool:
         if decision.understanding is not None and decision.understanding.risk.level >= RiskLevel.HIGH:
@@ -101,10 +101,10 @@ class Replier:
 
     async def _forget_chat(self, chat_id: int) -> None:
         """/forget: drop what memory holds about the chat and delete the bot's recent messages."""
-        self.recent_risk.forget(chat_id)
+        await self.recent_risk.drop(chat_id)
         if self.sent_messages is None:
             return
-        ids = self.sent_messages.take_deletable(chat_id)
+        ids = await self.sent_messages.take(chat_id)
         for start in range(0, len(ids), DELETE_BATCH):
             try:
                 await self.sender.bot.delete_messages(chat_id=chat_id, message_ids=ids[start : start + DELETE_BATCH])

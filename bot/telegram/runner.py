@@ -13,9 +13,10 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher, Router
@@ -28,6 +29,7 @@ from aiohttp import web
 from bot.app import HubbotApp
 from bot.content.loader import ContentError, Problem
 from bot.engine.reply import Reply
+from bot.live.service import build_live_service
 from bot.referrals.service import build_referral_service
 from bot.referrals.staff import bot_staff_sender
 from bot.reload import ContentHolder
@@ -40,11 +42,14 @@ from bot.telegram.http import WEBHOOK_PATH, RouteHook, WebhookHandler, build_htt
 from bot.telegram.isolation import ChatEventIsolation, NullStorage
 from bot.telegram.metrics import Health, Metrics
 from bot.telegram.middlewares import FLOOD_CAPACITY, DedupMiddleware, ErrorGuardMiddleware, FloodControlMiddleware, UnknownUpdateMiddleware
-from bot.telegram.polling import POLLING_TIMEOUT_S, Poller
+from bot.telegram.polling import CONFLICT_WINDOW_S, POLLING_TIMEOUT_S, Poller, PollingConflict
 from bot.telegram.render import render_reply
 from bot.telegram.replier import PLATFORM, Replier
 from bot.telegram.routers import admin, buttons, commands, edited, groups, membership, messages, start
 from bot.telegram.sender import Sender
+
+if TYPE_CHECKING:
+    from bot.telegram.shared_state import ContentSync, SharedState
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +81,27 @@ def setup_dispatcher(
     metrics: Metrics,
     flood: FloodControlMiddleware | None = None,
     extra_routers: Sequence[Router] = (),
+    shared: SharedState | None = None,
 ) -> Dispatcher:
-    """The whole bot, top to bottom: one chat at a time in order, then our middlewares, then the routers."""
+    """The whole bot, top to bottom: one chat at a time in order, then our middlewares, then the routers.
+
+    With `shared` (HUBBOT_REDIS_URL) the FSM storage, the per-chat lock, dedup and (unless `flood` is
+    given) flood control live in Redis, shared by every replica; otherwise in this process.
+    """
+    dedup: DedupMiddleware
+    if shared is not None:
+        from bot.telegram.shared_state import SharedDedupMiddleware, SharedFloodControlMiddleware, UpdateGate
+
+        storage: Any = shared.storage()
+        isolation: Any = shared.isolation()
+        dedup = SharedDedupMiddleware(metrics, UpdateGate(shared))
+        flood = flood or SharedFloodControlMiddleware(holder, metrics, shared)
+    else:
+        storage, isolation = NullStorage(), ChatEventIsolation()
+        dedup = DedupMiddleware(metrics)
     dispatcher = Dispatcher(
-        storage=NullStorage(),
-        events_isolation=ChatEventIsolation(),
+        storage=storage,
+        events_isolation=isolation,
         fsm_strategy=FSMStrategy.CHAT,
         # what handlers may ask for by name
         settings=settings,
@@ -91,13 +112,15 @@ def setup_dispatcher(
         metrics=metrics,
     )
     dispatcher.update.outer_middleware(UnknownUpdateMiddleware())
-    dispatcher.update.outer_middleware(DedupMiddleware(metrics))
+    dispatcher.update.outer_middleware(dedup)
     dispatcher.update.outer_middleware(ErrorGuardMiddleware(replier, metrics))
     dispatcher.update.outer_middleware(flood or FloodControlMiddleware(holder, metrics))
     dispatcher.include_routers(
-        groups.make_router(),  # groups and channels first: they read nothing but /start /help /sos
+        # extra routers first: the referral staff chat's Accept/Decline buttons and the live hand-off router
+        # (a live staff supergroup and private chats with an open live session); they skip everything else
+        *extra_routers,
+        groups.make_router(),  # groups and channels: they read nothing but /start /help /sos
         admin.make_router(),
-        *extra_routers,  # e.g. the referral staff chat's Accept/Decline buttons, before the person-facing buttons
         start.make_router(),
         commands.make_router(),
         buttons.make_router(),
@@ -133,11 +156,15 @@ class TelegramService:
         extra_routes: Sequence[RouteHook] = (),
         extra_routers: Sequence[Router] = (),
         flood_capacity: float = FLOOD_CAPACITY,
-        flood_clock: Callable[[], float] = time.monotonic,
+        flood_clock: Callable[[], float] | None = None,
         drain_timeout: float = DRAIN_TIMEOUT_S,
         hubbot: HubbotApp | None = None,
         health_clock: Callable[[], float] = time.monotonic,
+        shared: SharedState | None = None,
+        conflict_window: float = CONFLICT_WINDOW_S,
     ) -> None:
+        """`shared`: the Redis state several replicas share (HUBBOT_REDIS_URL); None keeps it all in this process.
+        `flood_clock` defaults to the monotonic clock in one process and to wall-clock time when shared."""
         self.settings = settings
         self.holder = holder
         self.store = store
@@ -147,16 +174,26 @@ class TelegramService:
         self.metrics = Metrics()
         self.health = Health(polling=not webhook, clock=health_clock)
         self.hubbot = hubbot or HubbotApp(settings, holder, store)
-        self.sent_messages = SentMessages()
+        self.sent_messages = shared.sent_messages() if shared is not None else SentMessages()
+        recent_risk = shared.recent_risk() if shared is not None else RecentRisk()
         self.sender = Sender(
             bot, store, lambda chat_id: self.hubbot.user_key(PLATFORM, chat_id), self.metrics,
             sent_messages=self.sent_messages, sleep=sleep,
         )
-        self.replier = Replier(self.hubbot, self.sender, self.metrics, recent_risk=RecentRisk(), sent_messages=self.sent_messages)
+        self.replier = Replier(self.hubbot, self.sender, self.metrics, recent_risk=recent_risk, sent_messages=self.sent_messages)
+        self.shared = shared
+        self.content_sync: ContentSync | None = None
+        flood: FloodControlMiddleware
+        if shared is not None:
+            from bot.telegram.shared_state import ContentSync, SharedFloodControlMiddleware
+
+            flood = SharedFloodControlMiddleware(holder, self.metrics, shared, capacity=flood_capacity, clock=flood_clock or time.time)
+            self.content_sync = ContentSync(shared, holder)
+        else:
+            flood = FloodControlMiddleware(holder, self.metrics, capacity=flood_capacity, clock=flood_clock or time.monotonic)
         self.dispatcher = setup_dispatcher(
             settings=settings, holder=holder, store=store, hubbot=self.hubbot, replier=self.replier,
-            metrics=self.metrics, flood=FloodControlMiddleware(holder, self.metrics, capacity=flood_capacity, clock=flood_clock),
-            extra_routers=extra_routers,
+            metrics=self.metrics, flood=flood, extra_routers=extra_routers, shared=shared,
         )
         self.allowed_updates = self.dispatcher.resolve_used_update_types()
         self.feeder = UpdateFeeder(self.dispatcher, bot, self.metrics)
@@ -164,13 +201,25 @@ class TelegramService:
         self.webhook_handler: WebhookHandler | None = None
         if webhook:
             secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
-            self.webhook_handler = WebhookHandler(self.dispatcher, bot, self.feeder, secret, self.metrics)
+            # Replicas answer Telegram only once an update is handled: a chat stays in order across them,
+            # and an update whose replica died is sent again rather than lost (see shared_state.py).
+            self.webhook_handler = WebhookHandler(
+                self.dispatcher, bot, self.feeder, secret, self.metrics, answer_after_handling=shared is not None
+            )
         else:
-            self.poller = Poller(bot, self.feeder, self.health, self.metrics, timeout=polling_timeout, allowed_updates=self.allowed_updates)
-        self.http_app = build_http_app(holder, self.metrics, self.health, webhook=self.webhook_handler, extra_routes=extra_routes)
+            self.poller = Poller(
+                bot, self.feeder, self.health, self.metrics, timeout=polling_timeout,
+                allowed_updates=self.allowed_updates, conflict_window=conflict_window,
+            )
+        self.http_app = build_http_app(
+            holder, self.metrics, self.health, webhook=self.webhook_handler, extra_routes=extra_routes,
+            extra_health=self._shared_health if shared is not None else None,
+        )
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port: int | None = None
+        self.failed = asyncio.Event()  # set when the service cannot go on (another instance polls the bot)
+        self.failure: BaseException | None = None
 
     @property
     def base_url(self) -> str:
@@ -193,8 +242,12 @@ class TelegramService:
             log.info("webhook set mode=webhook")
         else:
             assert self.poller is not None
-            self._tasks.append(asyncio.create_task(self.poller.run(), name="polling"))
+            self._tasks.append(asyncio.create_task(self._poll(self.poller), name="polling"))
             log.info("polling started mode=polling")
+        if self.content_sync is not None:
+            self._tasks.append(asyncio.create_task(self.content_sync.run(), name="content-sync"))
+            assert self.shared is not None
+            log.info("shared state: redis prefix=%s replica=%s", self.shared.prefix, self.shared.replica)
         self._tasks.append(asyncio.create_task(self._publish_commands(), name="commands"))
         self._tasks.append(asyncio.create_task(self._purge_daily(), name="purge"))
 
@@ -232,6 +285,23 @@ class TelegramService:
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
         log.info("listening host=%s port=%d", host, self.port)
+
+    async def _poll(self, poller: Poller) -> None:
+        try:
+            await poller.run()
+        except PollingConflict as conflict:
+            self.failure = conflict
+            self.failed.set()
+
+    async def _shared_health(self) -> Mapping[str, Any]:
+        assert self.shared is not None
+        report: dict[str, Any] = {
+            "shared_state": "redis",
+            "redis": "ok" if await self.shared.healthy() else "unreachable",
+        }
+        if self.content_sync is not None:
+            report.update(self.content_sync.report())
+        return report
 
     async def _publish_commands(self) -> None:
         await publish_commands(self.bot, self.holder.current)
@@ -274,6 +344,9 @@ def check_startup(settings: Settings, *, webhook: bool) -> tuple[int, ContentHol
     except ValueError as error:
         _print(f"hubbot run: {error}")
         return 2, None
+    if "://" in settings.db and not (settings.hash_key and settings.hash_key.get_secret_value()):
+        _print("hubbot run: HUBBOT_DB is a database URL: set HUBBOT_HASH_KEY (every replica must use the same key).")
+        return 2, None
     holder = ContentHolder(settings.content)
     try:
         holder.load()
@@ -300,6 +373,16 @@ async def _serve(settings: Settings, holder: ContentHolder, *, webhook: bool, ex
     except Exception as error:  # noqa: BLE001
         _print(f"hubbot run: cannot open the database HUBBOT_DB ({type(error).__name__})")
         return 1
+    shared: SharedState | None = None
+    if settings.redis_url is not None and settings.redis_url.get_secret_value().strip():
+        try:
+            shared = await _open_shared(settings, store)
+        except Exception as error:  # noqa: BLE001 - redis missing, unreachable, bad URL
+            _print(f"hubbot run: {error}")
+            await store.close()
+            return 1
+    elif webhook and "://" in settings.db:
+        log.warning("HUBBOT_DB is shared but HUBBOT_REDIS_URL is unset: run one replica only (see 'Running at scale')")
     assert settings.bot_token is not None
     bot = make_bot(settings.bot_token.get_secret_value().strip(), settings.telegram_api_base)
     service: TelegramService | None = None
@@ -313,9 +396,10 @@ async def _serve(settings: Settings, holder: ContentHolder, *, webhook: bool, ex
         store, lambda: holder.current.engine, notify_person=notify_person, staff_send=bot_staff_sender(bot),
         default_region=settings.default_region,
     )
+    live = build_live_service(store, bot, lambda: holder.current.engine, referrals, default_region=settings.default_region)
     service = TelegramService(
-        settings, holder, store, bot, webhook=webhook,
-        extra_routes=[*extra_routes, referrals.mount], extra_routers=[referrals.staff_router()],
+        settings, holder, store, bot, webhook=webhook, shared=shared,
+        extra_routes=[*extra_routes, referrals.mount], extra_routers=[referrals.staff_router(), live.router()],
     )
     stop = asyncio.Event()
     stop_referrals = asyncio.Event()
@@ -335,7 +419,14 @@ async def _serve(settings: Settings, holder: ContentHolder, *, webhook: bool, ex
             code = 1
         else:
             referral_task = asyncio.create_task(referrals.run(stop_referrals), name="referrals")
-            await stop.wait()
+            stopped = asyncio.create_task(stop.wait())
+            failed = asyncio.create_task(service.failed.wait())
+            await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            failed.cancel()
+            if service.failure is not None:
+                _print(f"hubbot run: {service.failure}")
+                code = 1
             log.info("shutting down")
     finally:
         stop_referrals.set()
@@ -346,5 +437,33 @@ async def _serve(settings: Settings, holder: ContentHolder, *, webhook: bool, ex
         with suppress(Exception):
             await referrals.close()
         await store.close()
+        if shared is not None:
+            await shared.close()
         await bot.session.close()
     return code
+
+
+async def _open_shared(settings: Settings, store: Store) -> SharedState:
+    """The Redis state replicas share; raises with a message naming what is missing or unreachable."""
+    from bot.store.identity import load_or_create_hash_key
+
+    try:
+        from bot.telegram.shared_state import SharedState
+    except ImportError as error:
+        raise RuntimeError(
+            "HUBBOT_REDIS_URL is set but the redis package is not installed; install the scale extra: pip install 'hubbot[scale]'"
+        ) from error
+
+    assert settings.redis_url is not None
+    configured = settings.hash_key.get_secret_value() if settings.hash_key is not None else None
+    shared = SharedState(
+        settings.redis_url.get_secret_value().strip(),
+        prefix=settings.redis_prefix,
+        hash_key=load_or_create_hash_key(configured, settings.db),
+    )
+    try:
+        await shared.open()
+    except BaseException:
+        await shared.close()
+        raise
+    return shared

@@ -131,7 +131,7 @@ class Sender:
             else:
                 self.metrics.messages_sent += 1
                 if self.sent_messages is not None:
-                    self.sent_messages.add(chat_id, result.message_id)
+                    await self.sent_messages.record(chat_id, result.message_id)
                 return "sent"
 
     def _give_up(self, index: int, reason: str, attempt: int) -> str:

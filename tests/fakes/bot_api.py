@@ -419,8 +419,11 @@ class FakeBotAPI:
         voice: bool = False,
         edited: bool = False,
         language_code: str | None = "en",
+        message_thread_id: int | None = None,
     ) -> dict[str, Any]:
-        """Build (and register on the server) a user's message update without queueing it."""
+        """Build (and register on the server) a user's message update without queueing it.
+
+        ``message_thread_id`` puts the message in a forum topic (the chat must be a forum with that topic)."""
         if user_id is None:
             user_id = chat_id if chat_type == "private" else 424242
         user = {"id": user_id, "is_bot": False, "first_name": "Test"}
@@ -442,6 +445,11 @@ class FakeBotAPI:
             self._next_message_id[chat_id] = max(self._next_message_id.get(chat_id, 1), message_id + 1)
         now = int(self.now())
         msg: dict[str, Any] = {"message_id": message_id, "from": user, "chat": chat, "date": now}
+        if message_thread_id is not None:
+            if not chat.get("is_forum") or message_thread_id not in self._forum_topics.get(chat_id, set()):
+                raise ValueError("message_thread_id needs a forum chat with that topic")
+            msg["message_thread_id"] = message_thread_id
+            msg["is_topic_message"] = True
         kind = "text"
         if sticker:
             kind = "sticker"

@@ -25,15 +25,15 @@ def risk_rose(before: RiskLevel | None, now: RiskLevel) -> bool:
 async def edited(message: Message, replier: Replier, holder: ContentHolder) -> None:
     text = message.text or message.caption or ""
     chat_id, message_id = message.chat.id, message.message_id
-    before = replier.risk_of(chat_id, message_id)
+    before = await replier.risk_of(chat_id, message_id)
     now = risk_of(holder, text)
     if not risk_rose(before, now):
         log.info("edit not answered risk=%s before=%s", now.label, before.label if before is not None else "-")
         return
     log.info("edit answered risk=%s before=%s", now.label, before.label if before is not None else "-")
     await replier.turn(chat_id, {"text": text, "language_hint": language_hint(message.from_user)}, message_id=message_id)
-    answered = replier.risk_of(chat_id, message_id)
-    replier.recent_risk.remember(chat_id, message_id, max(now, answered) if answered is not None else now)
+    answered = await replier.risk_of(chat_id, message_id)
+    await replier.recent_risk.note(chat_id, message_id, max(now, answered) if answered is not None else now)
 
 
 def make_router() -> Router:
