@@ -253,11 +253,19 @@ class TelegramService:
 
     async def stop(self) -> None:
         """Stop taking updates, let the ones in flight finish (bounded), then close the listener."""
+        if self.content_sync is not None:
+            self.content_sync.close()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # Bounded: a background task that swallowed its cancel (a redis-py call, Python 3.11) must not
+            # hold up the shutdown.
+            done, pending = await asyncio.wait(self._tasks, timeout=5.0)
+            for task in done:
+                with suppress(asyncio.CancelledError, Exception):
+                    task.result()
+            if pending:
+                log.warning("background tasks still running at shutdown count=%d", len(pending))
         self._tasks.clear()
         if self.webhook and self._runner is not None:
             await self._runner.cleanup()  # no new webhook requests while draining

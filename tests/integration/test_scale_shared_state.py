@@ -83,7 +83,7 @@ async def post(service: TelegramService, update: dict[str, Any]) -> WebhookReply
     return await post_webhook_update(service.base_url + WEBHOOK_PATH, update, SECRET, timeout=30)
 
 
-async def test_one_update_sent_to_two_replicas_is_answered_once(bot_api, start_replica, redis_space: RedisSpace):
+async def test_one_update_sent_to_two_replicas_is_answered_once(redis_space: RedisSpace, bot_api, start_replica):
     a = await start_replica(redis_space.url, redis_space.prefix)
     b = await start_replica(redis_space.url, redis_space.prefix)
     update = bot_api.make_message_update(918273601, CRISIS)
@@ -99,7 +99,7 @@ async def test_one_update_sent_to_two_replicas_is_answered_once(bot_api, start_r
     assert a.metrics.replies + b.metrics.replies == 1
 
 
-async def test_a_chat_is_handled_by_one_replica_at_a_time_in_order(bot_api, start_replica, redis_space: RedisSpace):
+async def test_a_chat_is_handled_by_one_replica_at_a_time_in_order(redis_space: RedisSpace, bot_api, start_replica):
     a = await start_replica(redis_space.url, redis_space.prefix)
     b = await start_replica(redis_space.url, redis_space.prefix)
     chat = 918273602
@@ -118,7 +118,7 @@ async def test_a_chat_is_handled_by_one_replica_at_a_time_in_order(bot_api, star
     assert sent[1]["text"].startswith("What would you like to look at?")  # ... then the menu
 
 
-async def test_flood_allowance_is_one_per_person_across_replicas(bot_api, start_replica, redis_space: RedisSpace):
+async def test_flood_allowance_is_one_per_person_across_replicas(redis_space: RedisSpace, bot_api, start_replica):
     now = [1_000_000.0]
     replicas = [
         await start_replica(redis_space.url, redis_space.prefix, flood_capacity=3, flood_clock=lambda: now[0]) for _ in range(2)
@@ -190,9 +190,12 @@ async def test_a_reload_on_one_replica_reaches_the_others(tmp_path: Path, redis_
         assert holders[1].current.content.digest == new
         assert syncs[1].reloads == 1 and syncs[1].newest == new and syncs[0].reloads == 0
     finally:
+        for sync in syncs:
+            sync.close()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        done, pending = await asyncio.wait(tasks, timeout=5)
+        assert not pending  # the loops end when asked
         for state in states:
             await state.close()
 
@@ -254,7 +257,7 @@ async def test_a_chat_lock_is_renewed_while_its_update_runs(redis_space: RedisSp
         await two.close()
 
 
-async def test_forget_and_edits_see_what_other_replicas_did(bot_api, start_replica, redis_space: RedisSpace):
+async def test_forget_and_edits_see_what_other_replicas_did(redis_space: RedisSpace, bot_api, start_replica):
     a = await start_replica(redis_space.url, redis_space.prefix)
     b = await start_replica(redis_space.url, redis_space.prefix)
     chat = 918273606
