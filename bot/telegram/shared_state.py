@@ -625,6 +625,10 @@ class ContentSync:
         own = self.holder.current.content.digest
         if digest == own:
             return
+        if own != self._published:
+            # This replica reloaded between its publish and this read: its own, newer digest is the news.
+            await self._publish_if_changed()
+            return
         attempt = (digest, content_fingerprint(self.holder.directory))
         if attempt == self._tried:
             return  # already reloaded for this announcement with these very files
